@@ -1,0 +1,44 @@
+"""The Eye: behavioural event collection. `create_app` builds the Flask app; it runs nothing."""
+
+from flask import Flask
+
+from app.config import Config
+
+
+def create_app(config: Config | dict | None = None) -> Flask:
+    app = Flask(__name__)
+    app.config.from_object(Config())
+    if isinstance(config, dict):
+        app.config.update(config)
+    elif config is not None:
+        app.config.from_object(config)
+
+    from app import cli, models  # noqa: F401  (models: tables known to Flask-Migrate)
+    from app.extensions import api, db, migrate, socketio
+    from tasks.celery_app import celery_init_app
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(_migrations_dir()))
+    celery_init_app(app)
+    api.init_app(app)
+    socketio.init_app(
+        app,
+        message_queue=app.config["SOCKETIO_MESSAGE_QUEUE"],
+        channel=app.config["EYE_SOCKETIO_CHANNEL"],
+        cors_allowed_origins=[],
+    )
+
+    from app.api import events, health
+    from app.api.openapi import document_registry
+
+    api.register_blueprint(health.blp)
+    api.register_blueprint(events.blp)
+    document_registry(api)
+    cli.init_app(app)
+    return app
+
+
+def _migrations_dir():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parents[2] / "migrations"

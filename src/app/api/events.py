@@ -1,0 +1,110 @@
+"""Events: sending them (ingest scope)."""
+
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+from marshmallow import Schema, fields
+
+from app.api.auth import SECURITY, current_principal, require_scope
+from app.api.request_body import read_json_body
+from app.api.schemas import ErrorBody
+from app.services.event_validation import INVALID_EVENT, EventEnvelope
+from app.services.ingest import NotAllowed, check_allowed, ingest_events, record_request_rejection
+from app.services.publishing import BrokerUnavailable
+
+MAX_BATCH = 500
+RETRY_AFTER_SECONDS = "2"
+
+blp = Blueprint("events", __name__, url_prefix="/api/v1/events", description="Send and query events")
+
+
+class EventAccepted(Schema):
+    event_id = fields.UUID(required=True)
+
+
+class RejectedItem(Schema):
+    index = fields.Integer(required=True)
+    kind = fields.String(required=True)
+    errors = fields.Dict(required=True)
+
+
+class BatchAccepted(Schema):
+    accepted = fields.Integer(required=True)
+    event_ids = fields.List(fields.UUID(), required=True)
+    rejected = fields.List(fields.Nested(RejectedItem), required=True)
+
+
+class EventBatch(Schema):
+    events = fields.List(fields.Nested(EventEnvelope), required=True)
+
+
+def _ingest(items: list):
+    principal = current_principal()
+    try:
+        return ingest_events(principal, items)
+    except BrokerUnavailable:
+        abort(
+            503,
+            message="The event queue is unavailable; nothing was accepted. Retry shortly.",
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        )
+
+
+def _reject_body(principal, message: str, body) -> None:
+    record_request_rejection(principal, INVALID_EVENT, {"_body": [message]}, body)
+    abort(422, message=message)
+
+
+@blp.route("")
+class Events(MethodView):
+    @blp.doc(security=SECURITY, requestBody={
+        "required": True, "content": {"application/json": {"schema": EventEnvelope}},
+    })
+    @blp.response(202, EventAccepted)
+    @blp.alt_response(422, schema=ErrorBody, description="The event was rejected (and recorded)")
+    @blp.alt_response(503, schema=ErrorBody, description="Broker unavailable; see Retry-After")
+    @require_scope("ingest")
+    def post(self):
+        """Send one event"""
+        body = read_json_body(current_principal())
+        check_items_allowed([body])
+        result = _ingest([body])
+        verdict = result.verdicts[0]
+        if not verdict.accepted:
+            abort(422, message=f"The event was rejected: {verdict.kind}.", errors=verdict.errors,
+                  extra={"kind": verdict.kind})
+        return {"event_id": verdict.event["event_id"]}
+
+
+@blp.route("/batch")
+class EventBatches(MethodView):
+    @blp.doc(security=SECURITY, requestBody={
+        "required": True, "content": {"application/json": {"schema": EventBatch}},
+    })
+    @blp.response(202, BatchAccepted)
+    @blp.alt_response(422, schema=ErrorBody, description="No event was accepted (all recorded)")
+    @blp.alt_response(503, schema=ErrorBody, description="Broker unavailable; see Retry-After")
+    @require_scope("ingest")
+    def post(self):
+        """Send up to 500 events; each gets its own verdict"""
+        principal = current_principal()
+        body = read_json_body(principal)
+        if not isinstance(body, dict) or not isinstance(body.get("events"), list):
+            _reject_body(principal, 'The body must be an object with an "events" list.', body)
+        items = body["events"]
+        if not 1 <= len(items) <= MAX_BATCH:
+            _reject_body(principal, f"A batch holds 1 to {MAX_BATCH} events; got {len(items)}.", body)
+        check_items_allowed(items)
+        result = _ingest(items)
+        answer = {"accepted": len(result.event_ids), "event_ids": result.event_ids,
+                  "rejected": result.rejected}
+        if not result.event_ids:
+            abort(422, message="No event in the batch was accepted.", extra=answer)
+        return answer
+
+
+def check_items_allowed(items: list) -> None:
+    """A dashboard token may send only its own session's mouse moves: 403 otherwise."""
+    try:
+        check_allowed(current_principal(), items)
+    except NotAllowed as exc:
+        abort(403, message=str(exc))

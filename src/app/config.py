@@ -1,0 +1,113 @@
+"""Every setting of The Eye, read from the environment in one place, with its default."""
+
+import os
+from pathlib import Path
+
+
+def _bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def data_dir() -> Path:
+    """Where the embedded default keeps its SQLite file and broker folders."""
+    return Path(os.environ.get("EYE_DATA_DIR", Path.cwd() / "var")).resolve()
+
+
+def embedded_database_url() -> str:
+    return f"sqlite:///{data_dir() / 'eye.db'}"
+
+
+# The embedded broker: kombu's filesystem transport, patched to write atomically (see
+# tasks/embedded_transport.py). Its folders come from EYE_DATA_DIR, so the URL stays short.
+EMBEDDED_BROKER_URL = "eyefs://"
+
+
+class Config:
+    """Settings read when the app is created (never frozen at import)."""
+
+    def __init__(self) -> None:
+        env = os.environ
+        self.SECRET_KEY = env.get("SECRET_KEY") or env.get("EYE_SECRET_KEY") or _dev_secret()
+        self.SQLALCHEMY_DATABASE_URI = env.get("DATABASE_URL") or embedded_database_url()
+        self.SQLALCHEMY_DATABASE_URI = _with_driver(self.SQLALCHEMY_DATABASE_URI)
+        self.SQLALCHEMY_ENGINE_OPTIONS = _engine_options(self.SQLALCHEMY_DATABASE_URI)
+        self.SQLALCHEMY_TRACK_MODIFICATIONS = False
+
+        self.CELERY_BROKER_URL = env.get("CELERY_BROKER_URL") or EMBEDDED_BROKER_URL
+        self.SOCKETIO_MESSAGE_QUEUE = env.get("SOCKETIO_MESSAGE_QUEUE") or self.CELERY_BROKER_URL
+        # Names of the queue and Socket.IO channel; tests give each run its own.
+        self.EYE_QUEUE = env.get("EYE_QUEUE", "eye.events")
+        self.EYE_SOCKETIO_CHANNEL = env.get("EYE_SOCKETIO_CHANNEL", "eye-socketio")
+        # Seconds the API waits for the broker (connect + publisher confirm) before answering 503.
+        self.EYE_PUBLISH_TIMEOUT = float(env.get("EYE_PUBLISH_TIMEOUT", "1.5"))
+
+        self.EYE_MAX_CLOCK_SKEW = float(env.get("EYE_MAX_CLOCK_SKEW", "300"))
+        self.EYE_STRICT_EVENT_TYPES = _bool("EYE_STRICT_EVENT_TYPES")
+        self.EYE_RATE_LIMIT = env.get("EYE_RATE_LIMIT", "")
+        self.EYE_KEY_CACHE_SECONDS = float(env.get("EYE_KEY_CACHE_SECONDS", "2"))
+        self.EYE_DASHBOARD_TOKEN_SECONDS = int(env.get("EYE_DASHBOARD_TOKEN_SECONDS", "3600"))
+        self.MAX_CONTENT_LENGTH = 1024 * 1024  # contract: a body over 1 MiB is a 413
+
+        self.API_TITLE = "The Eye"
+        self.API_VERSION = "v1"
+        self.OPENAPI_VERSION = "3.0.3"
+        self.OPENAPI_URL_PREFIX = "/"
+        self.OPENAPI_JSON_PATH = "openapi.json"
+        self.OPENAPI_SWAGGER_UI_PATH = "/"
+        # Swagger UI's assets are served by the app itself, so the docs work offline.
+        self.OPENAPI_SWAGGER_UI_URL = "/static/vendor/swagger-ui/"
+
+        self.CELERY = {
+            "broker_url": self.CELERY_BROKER_URL,
+            "task_ignore_result": True,
+            "task_serializer": "json",
+            "accept_content": ["json"],
+            "task_acks_late": True,
+            "task_reject_on_worker_lost": True,
+            "worker_prefetch_multiplier": 1,
+            "task_default_queue": self.EYE_QUEUE,
+            "broker_connection_timeout": self.EYE_PUBLISH_TIMEOUT,
+            "broker_connection_retry_on_startup": True,
+            "broker_transport_options": _broker_transport_options(self),
+            "worker_hijack_root_logger": False,
+        }
+
+
+def _with_driver(url: str) -> str:
+    """Plain postgres:// or postgresql:// URLs get the driver we ship (psycopg2)."""
+    for plain in ("postgres://", "postgresql://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg2://" + url[len(plain):]
+    return url
+
+
+def _engine_options(url: str) -> dict:
+    if url.startswith("sqlite"):
+        # The web process and the worker share one file: wait for the other's write lock.
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10}
+
+
+def _broker_transport_options(config: Config) -> dict:
+    if config.CELERY_BROKER_URL.startswith(("amqp", "pyamqp")):
+        # Publisher confirms: a 202 means RabbitMQ holds the event.
+        # (The confirm's own timeout is given per publish: see services/publishing.py.)
+        return {"confirm_publish": True}
+    return {}
+
+
+def _dev_secret() -> str:
+    """A stable per-data-dir secret for the embedded default, so tokens survive a restart."""
+    path = data_dir() / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    import secrets
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    path.write_text(value)
+    path.chmod(0o600)
+    return value

@@ -1,0 +1,32 @@
+"""The errors store: every rejected event, for the data team's monitor."""
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.extensions import db
+from app.models.types import JSONDocument, UTCDateTime
+
+
+class Rejection(db.Model):
+    __tablename__ = "rejections"
+    __table_args__ = (
+        Index("ix_rejections_received", "received_at", "id"),
+        Index("ix_rejections_kind_received", "kind", "received_at", "id"),
+        Index("ix_rejections_application_received", "application_id", "received_at", "id"),
+    )
+
+    # Made by the API when it rejects, so recording the same rejection twice stores it once.
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    application_id: Mapped[int | None] = mapped_column(
+        ForeignKey("applications.id", ondelete="SET NULL")
+    )
+    kind: Mapped[str] = mapped_column(String(32))
+    category: Mapped[str | None] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(64))
+    errors: Mapped[dict] = mapped_column(JSONDocument)
+    # The raw item as received, cut to 8 KiB.
+    raw: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,1 @@
+"""What the views and the tasks share: the product's operations."""

@@ -1,0 +1,171 @@
+"""Checks one incoming event against the envelope and the event-type registry."""
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+import orjson
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from app.event_types import EventTypeRegistry
+
+MAX_DATA_BYTES = 32 * 1024
+MAX_DEPTH = 32
+
+# Contract kinds of rejection.
+MALFORMED_JSON = "malformed_json"
+INVALID_EVENT = "invalid_event"
+INVALID_PAYLOAD = "invalid_payload"
+FUTURE_TIMESTAMP = "future_timestamp"
+UNKNOWN_EVENT_TYPE = "unknown_event_type"
+BODY_TOO_LARGE = "body_too_large"
+UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+
+_HAS_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+
+
+class EventTimestamp(fields.Field):
+    """ISO 8601 with `T` or a space; no offset means UTC."""
+
+    default_error_messages = {"invalid": "Not an ISO 8601 date-time (e.g. 2021-01-01 09:15:27.243860)."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str) or not _HAS_TIME.match(value):
+            raise self.make_error("invalid")
+        try:
+            parsed = datetime.fromisoformat(value)
+            if parsed.tzinfo is None:
+                return parsed.replace(tzinfo=timezone.utc)
+            return parsed.astimezone(timezone.utc)
+        except (ValueError, OverflowError):
+            raise self.make_error("invalid") from None
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return value.isoformat() if value else None
+
+
+class EventEnvelope(Schema):
+    """The fields every event has, whatever its type."""
+
+    class Meta:
+        unknown = RAISE
+
+    event_id = fields.UUID(metadata={"description": "Client-made idempotency key"})
+    session_id = fields.UUID(required=True)
+    category = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    name = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    data = fields.Dict(keys=fields.String(), required=True)
+    timestamp = EventTimestamp(
+        required=True,
+        metadata={"type": "string", "example": "2021-01-01 09:15:27.243860"},
+    )
+
+
+@dataclass
+class Verdict:
+    """What became of one incoming item: an accepted event or a rejection."""
+
+    event: dict | None = None
+    kind: str | None = None
+    errors: dict = field(default_factory=dict)
+    category: str | None = None
+    name: str | None = None
+    registered: bool = True
+
+    @property
+    def accepted(self) -> bool:
+        return self.event is not None
+
+
+def _depth_and_nul(value, depth: int = 1) -> tuple[int, bool]:
+    """How deep a JSON value nests, and whether any string in it holds a NUL character."""
+    if depth > MAX_DEPTH:
+        return depth, False
+    if isinstance(value, str):
+        return depth, "\x00" in value
+    if isinstance(value, dict):
+        deepest, nul = depth, False
+        for key, item in value.items():
+            d, n = _depth_and_nul(item, depth + 1)
+            deepest, nul = max(deepest, d), nul or n or "\x00" in key
+        return deepest, nul
+    if isinstance(value, list):
+        deepest, nul = depth, False
+        for item in value:
+            d, n = _depth_and_nul(item, depth + 1)
+            deepest, nul = max(deepest, d), nul or n
+        return deepest, nul
+    return depth, False
+
+
+def nesting_depth_exceeded(value) -> bool:
+    return _depth_and_nul(value)[0] > MAX_DEPTH
+
+
+def validate_event(
+    item, registry: EventTypeRegistry, *, now: datetime, max_skew: float, strict_types: bool
+) -> Verdict:
+    """Validate one incoming event; an accepted one comes back ready to publish."""
+    if not isinstance(item, dict):
+        return Verdict(kind=INVALID_EVENT, errors={"_schema": ["An event must be a JSON object."]})
+    category = item.get("category") if isinstance(item.get("category"), str) else None
+    name = item.get("name") if isinstance(item.get("name"), str) else None
+    verdict = Verdict(category=category and category[:64], name=name and name[:64])
+
+    depth, has_nul = _depth_and_nul(item)
+    if depth > MAX_DEPTH:
+        verdict.kind, verdict.errors = INVALID_EVENT, {"_schema": [f"Nesting deeper than {MAX_DEPTH}."]}
+        return verdict
+    if has_nul:
+        verdict.kind = INVALID_EVENT
+        verdict.errors = {"_schema": ["Strings must not contain the NUL character (\\u0000)."]}
+        return verdict
+
+    envelope_errors: dict = {}
+    try:
+        envelope = EventEnvelope().load(item)
+    except ValidationError as exc:
+        envelope_errors, envelope = exc.normalized_messages(), None
+
+    payload_errors: dict = {}
+    data = item.get("data")
+    schema = registry.schema_for(category, name) if category and name else None
+    verdict.registered = schema is not None
+    if isinstance(data, dict):
+        if len(orjson.dumps(data)) > MAX_DATA_BYTES:
+            payload_errors = {"_schema": [f"Larger than {MAX_DATA_BYTES // 1024} KiB as JSON."]}
+        elif schema is not None:
+            try:
+                schema.load(data)
+            except ValidationError as exc:
+                payload_errors = exc.normalized_messages()
+
+    if envelope_errors:
+        if payload_errors:
+            envelope_errors = {**envelope_errors, "data": payload_errors}
+        verdict.kind, verdict.errors = INVALID_EVENT, envelope_errors
+        return verdict
+    if payload_errors:
+        verdict.kind, verdict.errors = INVALID_PAYLOAD, {"data": payload_errors}
+        return verdict
+    if schema is None and strict_types:
+        verdict.kind = UNKNOWN_EVENT_TYPE
+        verdict.errors = {"name": [f"No schema is registered for ({category!r}, {name!r})."]}
+        return verdict
+    if envelope["timestamp"] > now + timedelta(seconds=max_skew):
+        verdict.kind = FUTURE_TIMESTAMP
+        verdict.errors = {
+            "timestamp": [f"More than {int(max_skew)} s ahead of the server's clock ({now.isoformat()})."]
+        }
+        return verdict
+
+    verdict.event = {
+        "event_id": str(envelope.get("event_id") or uuid.uuid4()),
+        "session_id": str(envelope["session_id"]),
+        "category": category,
+        "name": name,
+        "data": data,
+        "timestamp": envelope["timestamp"].isoformat(),
+    }
+    return verdict

@@ -1,0 +1,31 @@
+"""Binds a Celery app to a Flask app, so every task runs inside an app context."""
+
+from celery import Celery, Task
+from celery.signals import worker_process_init
+from flask import Flask
+
+from tasks.embedded_transport import register_embedded_transport
+
+
+def celery_init_app(app: Flask) -> Celery:
+    register_embedded_transport()
+
+    class FlaskTask(Task):
+        def __call__(self, *args, **kwargs):
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery_app = Celery(app.name, task_cls=FlaskTask, include=["tasks.ingest"])
+    celery_app.config_from_object(app.config["CELERY"])
+    celery_app.set_default()
+    app.extensions["celery"] = celery_app
+
+    @worker_process_init.connect(weak=False)
+    def _fresh_connections_after_fork(**kwargs):
+        # A forked pool process must not share the parent's database sockets.
+        with app.app_context():
+            from app.extensions import db
+
+            db.engine.dispose(close=False)
+
+    return celery_app
