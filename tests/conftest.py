@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.services", "tests.fixtures.apps"]
+pytest_plugins = ["tests.fixtures.services", "tests.fixtures.apps", "tests.fixtures.processes"]
 
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples"
 

@@ -51,7 +51,7 @@ def test_seed_events_one_by_one_are_stored_once_in_order(pg_app, pg_client, pg_k
     session_id = str(uuid.uuid4())
     # Distinct timestamps, sent in reverse, so the stored order is the events' order, not arrival's.
     events = []
-    for second, name in zip((3, 2, 1), VALID):
+    for second, name in zip((3, 2, 1), VALID, strict=True):
         events.append({**sample(name), "session_id": session_id,
                        "timestamp": f"2021-01-01 09:15:2{second}.000000"})
     ids = []

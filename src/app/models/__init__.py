@@ -5,4 +5,7 @@ from app.models.events import Event, Session, SessionApplication
 from app.models.mouse import MouseMetric, MousePoint, MouseTotals
 from app.models.rejections import Rejection
 
-__all__ = ["ApiKey", "Application", "Event", "MouseMetric", "MousePoint", "MouseTotals", "Rejection", "Session", "SessionApplication"]
+__all__ = [
+    "ApiKey", "Application", "Event", "MouseMetric", "MousePoint", "MouseTotals", "Rejection", "Session",
+    "SessionApplication",
+]

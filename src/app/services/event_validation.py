@@ -3,7 +3,7 @@
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import orjson
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
@@ -36,8 +36,8 @@ class EventTimestamp(fields.Field):
         try:
             parsed = datetime.fromisoformat(value)
             if parsed.tzinfo is None:
-                return parsed.replace(tzinfo=timezone.utc)
-            return parsed.astimezone(timezone.utc)
+                return parsed.replace(tzinfo=UTC)
+            return parsed.astimezone(UTC)
         except (ValueError, OverflowError):
             raise self.make_error("invalid") from None
 

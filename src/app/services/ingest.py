@@ -3,7 +3,7 @@
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import current_app
 
@@ -86,7 +86,7 @@ def ingest_events(principal: Principal, items: list) -> IngestResult:
     Raises BrokerUnavailable when the broker did not confirm: nothing is accepted then.
     """
     config = current_app.config
-    received_at = datetime.now(timezone.utc)
+    received_at = datetime.now(UTC)
     verdicts = [
         validate_event(
             item,
@@ -103,7 +103,7 @@ def ingest_events(principal: Principal, items: list) -> IngestResult:
         "events": [v.event for v in verdicts if v.accepted],
         "rejections": [
             rejection_record(principal, v.kind, v.errors, item, received_at, v.category, v.name)
-            for v, item in zip(verdicts, items)
+            for v, item in zip(verdicts, items, strict=True)
             if not v.accepted
         ],
     }
@@ -122,7 +122,7 @@ def record_request_rejection(principal: Principal | None, kind: str, errors: dic
 
     The client's answer is the 4xx itself, so a broker outage here is logged, not raised.
     """
-    received_at = datetime.now(timezone.utc)
+    received_at = datetime.now(UTC)
     message = {
         "application_id": principal.application_id if principal else None,
         "received_at": received_at.isoformat(),

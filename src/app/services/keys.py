@@ -6,7 +6,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 
@@ -92,7 +92,7 @@ def revoke_key(prefix: str) -> bool:
     api_key = db.session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
     if api_key is None or api_key.revoked_at is not None:
         return False
-    api_key.revoked_at = datetime.now(timezone.utc)
+    api_key.revoked_at = datetime.now(UTC)
     db.session.commit()
     _cache.forget(prefix)
     return True

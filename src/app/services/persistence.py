@@ -56,7 +56,7 @@ def _insert_events(application_id: int, received_at: datetime, events: list[dict
     )
     inserted = {row[0] for row in db.session.execute(statement, rows)}
     new = []
-    for row, event in zip(rows, events):
+    for row, event in zip(rows, events, strict=True):
         if row["event_id"] in inserted:
             inserted.discard(row["event_id"])  # the same id twice in one batch is one event
             new.append({**event, "timestamp_dt": row["timestamp"]})
@@ -144,6 +144,7 @@ def record_poison_message(message: dict, exc: Exception) -> None:
             db.session.rollback()
             record_rejections_safely([
                 {
+                    # Derived from the event, so recording the same poison twice stores it once.
                     "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"poison:{message['application_id']}:{event['event_id']}")),
                     "application_id": message.get("application_id"),
                     "received_at": message["received_at"],
