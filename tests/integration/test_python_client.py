@@ -2,11 +2,11 @@
 
 import uuid
 
+from eye_client import EyeClient
 from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import Event
-from eye_client import EyeClient
 from tests.fixtures.apps import wait_for
 
 
