@@ -53,7 +53,7 @@ def test_make_run_serves_and_persists_on_the_embedded_default(fresh_copy, sample
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                                start_new_session=True)
     try:
-        found = read_lines_until(process, {"EYE_URL", "EYE_API_KEY"})
+        found = read_lines_until(process, {"EYE_URL", "EYE_API_KEY", "EYE_ADMIN_KEY"})
         assert found.get("EYE_URL") == f"http://127.0.0.1:{port}", found
         event = {**sample("pageview"), "session_id": str(uuid.uuid4())}
         request = urllib.request.Request(
@@ -71,6 +71,11 @@ def test_make_run_serves_and_persists_on_the_embedded_default(fresh_copy, sample
                 stored = connection.execute("SELECT event_id FROM events").fetchall()
             time.sleep(0.2)
         assert [uuid.UUID(row[0]) for row in stored] == [uuid.UUID(event_id)]
+
+        listing = urllib.request.Request(found["EYE_URL"] + "/api/v1/applications",
+                                         headers={"X-API-Key": found["EYE_ADMIN_KEY"]})
+        with urllib.request.urlopen(listing, timeout=5) as response:
+            assert "demo" in [a["name"] for a in json.load(response)["items"]]
     finally:
         os.killpg(process.pid, signal.SIGINT)
         process.wait(timeout=30)

@@ -15,12 +15,14 @@ def create_app(config: Config | dict | None = None) -> Flask:
 
     from app import cli, models  # noqa: F401  (models: tables known to Flask-Migrate)
     from app.extensions import api, db, migrate, socketio
+    from app.rate_limits import limiter
     from tasks.celery_app import celery_init_app
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(_migrations_dir()))
     celery_init_app(app)
     api.init_app(app)
+    limiter.init_app(app)
     socketio.init_app(
         app,
         message_queue=app.config["SOCKETIO_MESSAGE_QUEUE"],
@@ -28,11 +30,12 @@ def create_app(config: Config | dict | None = None) -> Flask:
         cors_allowed_origins=[],
     )
 
-    from app.api import events, health
+    from app.api import applications, events, health
     from app.api.openapi import document_registry
 
     api.register_blueprint(health.blp)
     api.register_blueprint(events.blp)
+    api.register_blueprint(applications.blp)
     document_registry(api)
     cli.init_app(app)
     return app

@@ -47,6 +47,12 @@ class Config:
         self.EYE_MAX_CLOCK_SKEW = float(env.get("EYE_MAX_CLOCK_SKEW", "300"))
         self.EYE_STRICT_EVENT_TYPES = _bool("EYE_STRICT_EVENT_TYPES")
         self.EYE_RATE_LIMIT = env.get("EYE_RATE_LIMIT", "")
+        # Flask-Limiter: counts live in each web process unless a shared storage is given
+        # (e.g. redis://): with N processes behind a balancer, a key then gets up to N times the limit.
+        self.RATELIMIT_ENABLED = bool(self.EYE_RATE_LIMIT)
+        self.RATELIMIT_DEFAULT = self.EYE_RATE_LIMIT or None
+        self.RATELIMIT_STORAGE_URI = env.get("EYE_RATE_LIMIT_STORAGE", "memory://")
+        self.RATELIMIT_HEADERS_ENABLED = True
         self.EYE_KEY_CACHE_SECONDS = float(env.get("EYE_KEY_CACHE_SECONDS", "2"))
         self.EYE_DASHBOARD_TOKEN_SECONDS = int(env.get("EYE_DASHBOARD_TOKEN_SECONDS", "3600"))
         self.MAX_CONTENT_LENGTH = 1024 * 1024  # contract: a body over 1 MiB is a 413

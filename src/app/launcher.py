@@ -26,7 +26,9 @@ def prepare(app) -> dict[str, str]:
         upgrade(directory=app.extensions["migrate"].directory)
         keys.get_or_create_application("demo")
         demo = keys.create_key("demo", ["ingest", "read"])
-        return {"EYE_API_KEY": demo.key}
+        keys.get_or_create_application("operators")
+        admin = keys.create_key("operators", ["admin"])
+        return {"EYE_API_KEY": demo.key, "EYE_ADMIN_KEY": admin.key}
 
 
 def forget_stale_socketio_queues() -> None:

@@ -65,6 +65,10 @@ def get_or_create_application(name: str) -> Application:
     return application
 
 
+def find_application(name: str) -> Application | None:
+    return db.session.scalar(select(Application).where(Application.name == name))
+
+
 def list_applications() -> list[Application]:
     return list(db.session.scalars(select(Application).order_by(Application.name)))
 
@@ -74,7 +78,7 @@ def create_key(application_name: str, scopes: list[str]) -> NewKey:
     unknown = sorted(set(scopes) - set(SCOPES))
     if not scopes or unknown:
         raise KeyRequestError(f"Scopes must be among {', '.join(SCOPES)}; got {unknown or 'none'}.")
-    application = db.session.scalar(select(Application).where(Application.name == application_name))
+    application = find_application(application_name)
     if application is None:
         raise KeyRequestError(f"No application named {application_name!r}.")
     prefix = secrets.token_hex(5)

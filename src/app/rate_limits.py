@@ -1,0 +1,33 @@
+"""Per-key rate limiting of the API (Flask-Limiter), keyed by the key's public prefix, never the key."""
+
+import hashlib
+
+from flask import request
+from flask_limiter import Limiter
+
+from app.services.keys import KEY_MARK
+
+
+def rate_limit_identity() -> str:
+    """Who a request counts against: a key's prefix, a dashboard token's digest, else the client address."""
+    from app.api.auth import presented_credential
+
+    credential = presented_credential()
+    if credential and credential.startswith(KEY_MARK):
+        return "key:" + credential[len(KEY_MARK):].split("_", 1)[0]
+    if credential:
+        return "token:" + hashlib.sha256(credential.encode()).hexdigest()[:16]
+    return "addr:" + (request.remote_addr or "unknown")
+
+
+def only_the_api_is_limited() -> bool:
+    """Docs, probes, the dashboard page and static files are never limited."""
+    return not request.path.startswith("/api/")
+
+
+limiter = Limiter(
+    key_func=rate_limit_identity,
+    default_limits_exempt_when=only_the_api_is_limited,
+    headers_enabled=True,
+    key_prefix="eye",
+)
