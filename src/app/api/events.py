@@ -1,15 +1,18 @@
-"""Events: sending them (ingest scope)."""
+"""Events: sending them (ingest scope) and reading them back (read scope)."""
 
+from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
-from marshmallow import Schema, fields
+from marshmallow import RAISE, Schema, fields
 
 from app.api.auth import SECURITY, current_principal, require_scope
 from app.api.request_body import read_json_body
-from app.api.schemas import ErrorBody
+from app.api.schemas import PAGE_ERRORS, ErrorBody, EventFilterQuery, EventPage, document_errors
 from app.services.event_validation import INVALID_EVENT, EventEnvelope
 from app.services.ingest import NotAllowed, check_allowed, ingest_events, record_request_rejection
+from app.services.pagination import BadCursor
 from app.services.publishing import BrokerUnavailable
+from app.services.queries import EventFilters, list_events
 
 MAX_BATCH = 500
 RETRY_AFTER_SECONDS = "2"
@@ -37,10 +40,14 @@ class EventBatch(Schema):
     events = fields.List(fields.Nested(EventEnvelope), required=True)
 
 
+class EventQuery(EventFilterQuery):
+    session_id = fields.UUID()
+
+
 def _ingest(items: list):
     principal = current_principal()
     try:
-        return ingest_events(principal, items)
+        return ingest_events(principal, items, request.content_length or 0)
     except BrokerUnavailable:
         abort(
             503,
@@ -73,6 +80,21 @@ class Events(MethodView):
             abort(422, message=f"The event was rejected: {verdict.kind}.", errors=verdict.errors,
                   extra={"kind": verdict.kind})
         return {"event_id": verdict.event["event_id"]}
+
+    @blp.doc(security=SECURITY)
+    @blp.response(200, EventPage)
+    @document_errors(blp, PAGE_ERRORS)
+    @require_scope("read")
+    # Unknown parameters are refused: a misspelt filter must not silently list everything.
+    @blp.arguments(EventQuery, location="query", unknown=RAISE)
+    def get(self, query):
+        """List stored events by timestamp (ties by arrival), a page at a time"""
+        filters = dict(query)
+        limit, cursor = filters.pop("limit"), filters.pop("cursor", None)
+        try:
+            return list_events(EventFilters(**filters), limit, cursor)
+        except BadCursor as exc:
+            abort(400, message=str(exc))
 
 
 @blp.route("/batch")

@@ -19,6 +19,9 @@ class Event(db.Model):
         Index("ix_events_session_order", "session_id", "timestamp", "received_at", "id"),
         Index("ix_events_order", "timestamp", "received_at", "id"),
         Index("ix_events_type_order", "category", "name", "timestamp", "received_at", "id"),
+        # The read API's category-only and name-only filters (migration 0002).
+        Index("ix_events_category_order", "category", "timestamp", "received_at", "id"),
+        Index("ix_events_name_order", "name", "timestamp", "received_at", "id"),
         Index("ix_events_application_order", "application_id", "timestamp", "received_at", "id"),
         Index("ix_events_received", "received_at"),
     )

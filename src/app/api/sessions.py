@@ -1,0 +1,69 @@
+"""Sessions: a session's summary and its events (read scope)."""
+
+import uuid
+
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+from marshmallow import RAISE, Schema, fields
+
+from app.api.auth import SECURITY, require_scope
+from app.api.schemas import PAGE_ERRORS, READ_ERRORS, EventFilterQuery, EventPage, document_errors
+from app.services.pagination import BadCursor
+from app.services.queries import EventFilters, list_events, session_exists, session_summary
+
+blp = Blueprint("sessions", __name__, url_prefix="/api/v1/sessions", description="Read sessions")
+
+# A plain string in the route, parsed here: a bad UUID is then a 422 that says so, not a 404.
+SESSION_ID = {"in": "path", "name": "session_id", "required": True,
+              "schema": {"type": "string", "format": "uuid"}}
+NOT_FOUND = {404: "No event of this session is stored"}
+
+
+class SessionSummary(Schema):
+    session_id = fields.UUID(required=True)
+    first_event_at = fields.DateTime(required=True, metadata={"description": "Earliest event timestamp"})
+    last_event_at = fields.DateTime(required=True, metadata={"description": "Latest event timestamp"})
+    event_count = fields.Integer(required=True)
+    applications = fields.List(fields.String(), required=True,
+                               metadata={"description": "Names of the applications that sent events"})
+
+
+def parse_session_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        abort(422, message=f"session_id {value[:64]!r} is not a UUID.",
+              errors={"path": {"session_id": ["Not a valid UUID."]}})
+
+
+@blp.route("/<session_id>", parameters=[SESSION_ID])
+class SessionItem(MethodView):
+    @blp.doc(security=SECURITY)
+    @blp.response(200, SessionSummary)
+    @document_errors(blp, {**READ_ERRORS, **NOT_FOUND, 422: "session_id is not a UUID"})
+    @require_scope("read")
+    def get(self, session_id: str):
+        """A session's time span, event count and applications"""
+        summary = session_summary(parse_session_id(session_id))
+        if summary is None:
+            abort(404, message=f"No event of session {session_id} is stored.")
+        return summary
+
+
+@blp.route("/<session_id>/events", parameters=[SESSION_ID])
+class SessionEvents(MethodView):
+    @blp.doc(security=SECURITY)
+    @blp.response(200, EventPage)
+    @document_errors(blp, {**PAGE_ERRORS, **NOT_FOUND})
+    @require_scope("read")
+    @blp.arguments(EventFilterQuery, location="query", unknown=RAISE)
+    def get(self, query, session_id: str):
+        """A session's events by timestamp (ties by arrival), a page at a time"""
+        filters = dict(query, session_id=parse_session_id(session_id))
+        limit, cursor = filters.pop("limit"), filters.pop("cursor", None)
+        if not session_exists(filters["session_id"]):
+            abort(404, message=f"No event of session {session_id} is stored.")
+        try:
+            return list_events(EventFilters(**filters), limit, cursor)
+        except BadCursor as exc:
+            abort(400, message=str(exc))
