@@ -12,8 +12,9 @@ POINT_CLOCK_SKEW_MS = 5 * 60 * 1000
 
 
 class MousePoint(Schema):
-    x = StrictNumber(required=True, metadata={"description": "CSS pixels"})
-    y = StrictNumber(required=True, metadata={"description": "CSS pixels"})
+    # Bounded: no screen is wider, and a sum of huge steps would overflow to infinity.
+    x = StrictNumber(required=True, validate=validate.Range(min=-1e7, max=1e7), metadata={"description": "CSS pixels"})
+    y = StrictNumber(required=True, validate=validate.Range(min=-1e7, max=1e7), metadata={"description": "CSS pixels"})
     t = StrictNumber(
         required=True,
         validate=validate.Range(min=0),

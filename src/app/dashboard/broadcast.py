@@ -1,0 +1,47 @@
+"""Sends live metrics from a worker to the Socket.IO rooms, through the message queue."""
+
+import logging
+import threading
+
+from flask import current_app
+from flask_socketio import SocketIO
+
+log = logging.getLogger(__name__)
+
+MOUSE_METRICS_EVENT = "mouse_metrics"
+
+# One write-only emitter per process and queue, made on first use: at import time there is no
+# config yet, and a forked worker process must not share its parent's broker connection.
+_emitters: dict[tuple[str, str], SocketIO] = {}
+# The emitter's broker connection is not thread-safe, and a worker may run tasks in threads.
+_lock = threading.Lock()
+
+
+def session_room(session_id: str) -> str:
+    """The room whose members watch one session."""
+    return f"session:{session_id}"
+
+
+def _emitter() -> SocketIO:
+    config = current_app.config
+    key = (config["SOCKETIO_MESSAGE_QUEUE"], config["EYE_SOCKETIO_CHANNEL"])
+    if key not in _emitters:
+        _emitters[key] = SocketIO(message_queue=key[0], channel=key[1])
+    return _emitters[key]
+
+
+def emit_mouse_metrics(metrics: list[dict]) -> None:
+    """Emit each batch's metrics to its session's room; a failure is logged, never raised.
+
+    The metrics are already committed (and served by the API), so a lost live message must not
+    fail the task: the next batch's message carries the session's totals anyway.
+    """
+    if not metrics:
+        return
+    try:
+        with _lock:
+            emitter = _emitter()
+            for metric in metrics:
+                emitter.emit(MOUSE_METRICS_EVENT, metric, to=session_room(metric["session_id"]))
+    except Exception:
+        log.exception("could not emit %d mouse_metrics messages", len(metrics))

@@ -1,0 +1,43 @@
+"""The live mouse chart page, and the short-lived token its script asks for (no API key in the page)."""
+
+from flask import Blueprint, current_app, render_template
+
+from app.services.dashboard_tokens import DASHBOARD_APPLICATION, issue_token
+from app.services.keys import get_or_create_application
+
+blp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
+
+# Scripts and styles come from our own files only, so an injected tag cannot run or restyle.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; connect-src 'self' ws: wss:; style-src 'self'; "
+    "frame-ancestors 'none'"
+)
+
+
+@blp.after_request
+def secure_headers(response):
+    """Lock the page down: our own scripts only, never framed, no referrer leaked."""
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@blp.get("")
+def page():
+    """The live chart of this page's own mouse movement."""
+    return render_template("dashboard.html")
+
+
+@blp.post("/token")
+def token():
+    """A token bound to a fresh session: it may send that session's mouse moves and watch them.
+
+    Needs no key, so it is limited per client address (EYE_TOKEN_RATE_LIMIT, see rate_limits.py).
+    """
+    application = get_or_create_application(DASHBOARD_APPLICATION)
+    config = current_app.config
+    value, session_id = issue_token(config["SECRET_KEY"], application.id)
+    body = {"token": value, "session_id": session_id, "expires_in": config["EYE_DASHBOARD_TOKEN_SECONDS"]}
+    return body, 200, {"Cache-Control": "no-store"}
