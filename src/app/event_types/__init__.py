@@ -12,13 +12,16 @@ class EventTypeRegistry:
 
     def __init__(self) -> None:
         self._schemas: dict[tuple[str, str], type[Schema]] = {}
+        # Making a schema deep-copies its fields (half the cost of a validation); loading keeps no
+        # state on the instance, so one instance per type serves every request thread.
+        self._instances: dict[tuple[str, str], Schema] = {}
 
     def register(self, category: str, name: str, schema: type[Schema]) -> None:
         self._schemas[(category, name)] = schema
+        self._instances[(category, name)] = schema()
 
     def schema_for(self, category: str, name: str) -> Schema | None:
-        schema = self._schemas.get((category, name))
-        return schema() if schema else None
+        return self._instances.get((category, name))
 
     def __iter__(self):
         return iter(sorted(self._schemas.items()))

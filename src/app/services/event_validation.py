@@ -62,6 +62,10 @@ class EventEnvelope(Schema):
     )
 
 
+# One instance for every request: see EventTypeRegistry on why sharing is safe and worth it.
+_ENVELOPE = EventEnvelope()
+
+
 @dataclass
 class Verdict:
     """What became of one incoming item: an accepted event or a rejection."""
@@ -124,7 +128,7 @@ def validate_event(
 
     envelope_errors: dict = {}
     try:
-        envelope = EventEnvelope().load(item)
+        envelope = _ENVELOPE.load(item)
     except ValidationError as exc:
         envelope_errors, envelope = exc.normalized_messages(), None
 

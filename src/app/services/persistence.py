@@ -6,6 +6,7 @@ new events count towards their session, all in one transaction.
 
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func
@@ -13,6 +14,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from app.extensions import db
 from app.models import Event, Rejection, Session, SessionApplication
+from app.services import bulk_postgres
+from app.services.mouse_metrics import record_mouse_moves
 
 
 def _insert(model):
@@ -20,15 +23,38 @@ def _insert(model):
     return (postgresql if dialect == "postgresql" else sqlite).insert(model)
 
 
-def persist_batch(message: dict) -> list[dict]:
-    """Persist one ingest message; returns the events that were new (not seen before)."""
-    application_id = message["application_id"]
-    received_at = datetime.fromisoformat(message["received_at"])
-    new_events = _insert_events(application_id, received_at, message.get("events", []))
-    _upsert_sessions(application_id, new_events)
-    record_rejections(message.get("rejections", []))
+@dataclass
+class PersistedBatch:
+    """What one message changed: its new events, and the live messages to send once committed."""
+
+    new_events: list[dict]
+    mouse_metrics: list[dict] = field(default_factory=list)
+
+
+def persist_batch(message: dict) -> PersistedBatch:
+    """Persist one ingest message in one transaction; returns its new events and what to emit.
+
+    A message holds one part per request the API merged into it (see services/publishing.py).
+    """
+    new_by_application: list[tuple[int, list[dict]]] = []
+    rejections: list[dict] = []
+    for part in message_parts(message):
+        received_at = datetime.fromisoformat(part["received_at"])
+        new_events = _insert_events(part["application_id"], received_at, part.get("events", []))
+        new_by_application.append((part["application_id"], new_events))
+        rejections += part.get("rejections", [])
+    _upsert_sessions(new_by_application)
+    new_events = [event for _, events in new_by_application for event in events]
+    # Same transaction: only new events count, and a crash before the commit counts none of them.
+    mouse_metrics = record_mouse_moves(new_events)
+    record_rejections(rejections)
     db.session.commit()
-    return new_events
+    return PersistedBatch(new_events, mouse_metrics)
+
+
+def message_parts(message: dict) -> list[dict]:
+    """The parts of a message (a message from before parts existed is one part)."""
+    return message["parts"] if "parts" in message else [message]
 
 
 def _insert_events(application_id: int, received_at: datetime, events: list[dict]) -> list[dict]:
@@ -47,14 +73,17 @@ def _insert_events(application_id: int, received_at: datetime, events: list[dict
         }
         for e in events
     ]
-    # RETURNING keeps SQLAlchemy on its fast batched path (sqlalchemy#6581) and tells us which
-    # rows are new: a redelivered message inserts nothing and so counts nothing twice.
-    statement = (
-        _insert(Event)
-        .on_conflict_do_nothing(index_elements=["application_id", "event_id"])
-        .returning(Event.event_id)
-    )
-    inserted = {row[0] for row in db.session.execute(statement, rows)}
+    if _is_postgres():
+        inserted = bulk_postgres.insert_events(rows)
+    else:
+        # RETURNING keeps SQLAlchemy on its batched path (sqlalchemy#6581) and tells us which
+        # rows are new: a redelivered message inserts nothing and so counts nothing twice.
+        statement = (
+            _insert(Event)
+            .on_conflict_do_nothing(index_elements=["application_id", "event_id"])
+            .returning(Event.event_id)
+        )
+        inserted = {row[0] for row in db.session.execute(statement, rows)}
     new = []
     for row, event in zip(rows, events, strict=True):
         if row["event_id"] in inserted:
@@ -63,12 +92,16 @@ def _insert_events(application_id: int, received_at: datetime, events: list[dict
     return new
 
 
-def _upsert_sessions(application_id: int, new_events: list[dict]) -> None:
+def _upsert_sessions(new_by_application: list[tuple[int, list[dict]]]) -> None:
     per_session: dict[str, list[datetime]] = defaultdict(list)
-    for event in new_events:
-        per_session[event["session_id"]].append(event["timestamp_dt"])
+    seen_by: set[tuple[str, int]] = set()
+    for application_id, events in new_by_application:
+        for event in events:
+            per_session[event["session_id"]].append(event["timestamp_dt"])
+            seen_by.add((event["session_id"], application_id))
     if not per_session:
         return
+    # Sorted: every worker locks session rows in the same order, so two never deadlock on them.
     rows = [
         {
             "session_id": uuid.UUID(session_id),
@@ -76,27 +109,30 @@ def _upsert_sessions(application_id: int, new_events: list[dict]) -> None:
             "last_event_at": max(times),
             "event_count": len(times),
         }
-        for session_id, times in sorted(per_session.items())  # sorted: a stable lock order
+        for session_id, times in sorted(per_session.items())
     ]
-    insert = _insert(Session)
+    pairs = sorted(seen_by)
+    if _is_postgres():
+        bulk_postgres.upsert_sessions(rows)
+        bulk_postgres.add_session_applications(pairs)
+        return
+    insert = _insert(Session.__table__).values(rows)
     excluded = insert.excluded
-    # One atomic statement per batch: concurrent workers on one session add up, never overwrite.
+    # One atomic statement per batch: concurrent writers on one session add up, never overwrite.
     db.session.execute(
         insert.on_conflict_do_update(
             index_elements=["session_id"],
             set_={
-                "first_event_at": func.least(Session.first_event_at, excluded.first_event_at)
-                if _is_postgres() else func.min(Session.first_event_at, excluded.first_event_at),
-                "last_event_at": func.greatest(Session.last_event_at, excluded.last_event_at)
-                if _is_postgres() else func.max(Session.last_event_at, excluded.last_event_at),
+                "first_event_at": func.min(Session.first_event_at, excluded.first_event_at),
+                "last_event_at": func.max(Session.last_event_at, excluded.last_event_at),
                 "event_count": Session.event_count + excluded.event_count,
             },
-        ),
-        rows,
+        )
     )
     db.session.execute(
-        _insert(SessionApplication).on_conflict_do_nothing(),
-        [{"session_id": r["session_id"], "application_id": application_id} for r in rows],
+        _insert(SessionApplication.__table__).values(
+            [{"session_id": uuid.UUID(session_id), "application_id": application_id} for session_id, application_id in pairs]
+        ).on_conflict_do_nothing()
     )
 
 
@@ -127,7 +163,7 @@ def record_rejections(rejections: list[dict]) -> None:
 PROCESSING_FAILED = "processing_failed"
 
 
-def record_poison_message(message: dict, exc: Exception) -> None:
+def record_poison_message(message: dict) -> None:
     """Store what can be stored of a message that failed as a whole; record the rest as errors.
 
     Each event is tried on its own, so one bad event does not take its batch-mates down with it.
@@ -135,26 +171,27 @@ def record_poison_message(message: dict, exc: Exception) -> None:
     from app.services.ingest import raw_excerpt
 
     db.session.rollback()
-    base = {**message, "events": [], "rejections": []}
-    record_rejections_safely(message.get("rejections", []))
-    for event in message.get("events", []):
-        try:
-            persist_batch({**base, "events": [event]})
-        except Exception as event_exc:  # the database refused this one event
-            db.session.rollback()
-            record_rejections_safely([
-                {
-                    # Derived from the event, so recording the same poison twice stores it once.
-                    "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"poison:{message['application_id']}:{event['event_id']}")),
-                    "application_id": message.get("application_id"),
-                    "received_at": message["received_at"],
-                    "kind": PROCESSING_FAILED,
-                    "category": event.get("category"),
-                    "name": event.get("name"),
-                    "errors": {"_schema": [f"The database refused this event: {type(event_exc).__name__}."]},
-                    "raw": raw_excerpt(event),
-                }
-            ])
+    for part in message_parts(message):
+        record_rejections_safely(part.get("rejections", []))
+        base = {**part, "events": [], "rejections": []}
+        for event in part.get("events", []):
+            try:
+                persist_batch({**base, "events": [event]})
+            except Exception as event_exc:  # the database refused this one event
+                db.session.rollback()
+                record_rejections_safely([
+                    {
+                        # Derived from the event, so recording the same poison twice stores it once.
+                        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"poison:{part['application_id']}:{event['event_id']}")),
+                        "application_id": part.get("application_id"),
+                        "received_at": part["received_at"],
+                        "kind": PROCESSING_FAILED,
+                        "category": event.get("category"),
+                        "name": event.get("name"),
+                        "errors": {"_schema": [f"The database refused this event: {type(event_exc).__name__}."]},
+                        "raw": raw_excerpt(event),
+                    }
+                ])
 
 
 def record_rejections_safely(rejections: list[dict]) -> None:
