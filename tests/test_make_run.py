@@ -47,8 +47,9 @@ def test_make_run_serves_and_persists_on_the_embedded_default(fresh_copy, sample
     port = free_port()
     env = {k: v for k, v in os.environ.items()
            if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "SOCKETIO_MESSAGE_QUEUE", "EYE_DATA_DIR")}
-    # make would reinstall if the copied stamp looked older than the requirements: it is not copied.
-    process = subprocess.Popen(["make", "run", "STAMP=.venv/bin/python"], cwd=fresh_copy,
+    # `-o`: never remake the install stamp here. The copy shares this checkout's .venv, and
+    # reinstalling would point its editable install at the copy, under every other test's feet.
+    process = subprocess.Popen(["make", "-o", ".venv/.installed", "run"], cwd=fresh_copy,
                                env={**env, "EYE_PORT": str(port)},
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                                start_new_session=True)

@@ -17,7 +17,9 @@ def celery_init_app(app: Flask) -> Celery:
 
     celery_app = Celery(app.name, task_cls=FlaskTask, include=["tasks.ingest"])
     celery_app.config_from_object(app.config["CELERY"])
-    celery_app.set_default()
+    # No set_default(): Celery's worker looks tasks up in its *default* app when it runs them, so
+    # a second Flask app made in the same process (tests do) would take over the running worker's
+    # tasks, database and all. `celery -A tasks.worker` makes its own app the default anyway.
     app.extensions["celery"] = celery_app
 
     @worker_process_init.connect(weak=False)

@@ -1,11 +1,15 @@
 """The ingest task: persist what the API accepted, then run the analyses on what is new."""
 
 import logging
+import sqlite3
 
+import psycopg2
 from celery import shared_task
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
+from app.dashboard.broadcast import emit_mouse_metrics
 from app.extensions import db
+from app.observability.metrics import EVENTS_PERSISTED, MOUSE_METRICS_EMITTED, TASK_FAILURES, TASK_RETRIES
 from app.services.persistence import persist_batch, record_poison_message
 
 log = logging.getLogger(__name__)
@@ -29,20 +33,64 @@ class DatabaseUnavailable(Exception):
 def persist_events(self, message: dict) -> None:
     """Persist one ingest message; running it twice stores nothing twice."""
     try:
-        persist_batch(message)
-    except (OperationalError, DBAPIError) as exc:
+        persisted = persist_batch(message)
+    except Exception as exc:
+        _reset_session()
+        _retry_if_transient(self, exc)
+        # It will fail the same way every time: keep it visible, and do not block the queue with it.
+        log.exception("ingest message cannot be stored as a whole; storing its events one by one")
+        TASK_FAILURES.labels(reason="poison").inc()
+        try:
+            record_poison_message(message)
+        except Exception as poison_exc:
+            _reset_session()
+            _retry_if_transient(self, poison_exc)
+            raise
+    else:
+        # Only after the commit: a live chart must never show what a rollback then took back.
+        emit_mouse_metrics(persisted.mouse_metrics)
+        EVENTS_PERSISTED.inc(len(persisted.new_events))
+        MOUSE_METRICS_EMITTED.inc(len(persisted.mouse_metrics))
+        log.info("persisted", extra={"task_id": self.request.id, "new_events": len(persisted.new_events),
+                                     "retries": self.request.retries})
+
+
+def _reset_session() -> None:
+    """Roll back; on a connection the server cut, the rollback itself fails: drop the session."""
+    try:
         db.session.rollback()
-        if _is_connection_problem(exc):
-            log.warning("database unavailable, retrying (attempt %d)", self.request.retries + 1)
-            raise DatabaseUnavailable(str(exc.orig)) from exc
-        # Anything else will fail the same way every time: keep it visible, do not block the queue.
-        log.exception("ingest message cannot be stored; recording it as poison")
-        record_poison_message(message, exc)
+    except Exception:
+        db.session.close()
 
 
-def _is_connection_problem(exc: DBAPIError) -> bool:
-    return bool(exc.connection_invalidated) or isinstance(exc, OperationalError) and (
-        "could not connect" in str(exc) or "server closed" in str(exc)
-        or "terminating connection" in str(exc) or "Connection refused" in str(exc)
-        or "database is locked" in str(exc) or "the database system is" in str(exc)
-    )
+def _retry_if_transient(task, exc: Exception) -> None:
+    if _is_transient(exc):
+        TASK_RETRIES.inc()
+        log.warning("database unavailable (%s), retrying (attempt %d)", type(exc).__name__, task.request.retries + 1)
+        raise DatabaseUnavailable(str(exc)) from exc
+
+
+# SQLSTATE classes that pass: connection (08), rollback by deadlock or serialisation (40),
+# lack of resources (53), operator intervention such as a restart (57), lock not available (55P03).
+_TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57")
+
+
+def _is_transient(exc: Exception) -> bool:
+    """Will the same work likely succeed later? (Else the message is poison.)
+
+    Errors come wrapped by SQLAlchemy, or bare from the driver (services/bulk_postgres.py).
+    """
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        driver_error = exc.orig
+    else:
+        driver_error = exc
+    if not isinstance(driver_error, (psycopg2.Error, sqlite3.Error)):
+        return False
+    code = getattr(driver_error, "pgcode", None)
+    if code:
+        return code[:2] in _TRANSIENT_SQLSTATE_CLASSES or code == "55P03"
+    # No SQLSTATE: the driver could not talk to the server at all (or lost it), or SQLite's file
+    # is busy. A statement the server refused always carries a SQLSTATE.
+    return isinstance(driver_error, (psycopg2.OperationalError, psycopg2.InterfaceError, sqlite3.OperationalError))

@@ -40,7 +40,11 @@ def require_scope(scope: str):
         def wrapper(*args, **kwargs):
             if presented_credential() is None:
                 abort(401, message="Missing API key: send it in the X-API-Key header.")
-            principal = authenticate_request()
+            try:
+                principal = authenticate_request()
+            except keys.KeyStoreUnavailable:
+                abort(503, message="Keys cannot be checked right now (database unavailable). Retry shortly.",
+                      headers={"Retry-After": "2"})
             if principal is None:
                 abort(401, message="Unknown, revoked or expired API key.")
             if scope not in principal.scopes:

@@ -102,19 +102,25 @@ def revoke_key(prefix: str) -> bool:
     return True
 
 
+class KeyStoreUnavailable(Exception):
+    """The database could not be asked about a key this process has never seen."""
+
+
 class _KeyCache:
     """Recent key look-ups, so the ingest path does not query the database on every request.
 
-    Entries live `ttl` seconds: a key revoked in another process stops working within that time.
+    Entries are fresh for `ttl` seconds: a key revoked in another process stops working within
+    that time. A stale entry still answers while the database is unreachable, so ingest keeps
+    working through a database outage (nobody can revoke a key meanwhile either).
     """
 
     def __init__(self) -> None:
         self._entries: dict[str, tuple[float, str, Principal | None]] = {}
         self._lock = threading.Lock()
 
-    def get(self, prefix: str):
+    def get(self, prefix: str, stale_ok: bool = False):
         entry = self._entries.get(prefix)
-        if entry and entry[0] > time.monotonic():
+        if entry and (stale_ok or entry[0] > time.monotonic()):
             return entry
         return None
 
@@ -132,33 +138,46 @@ class _KeyCache:
 _cache = _KeyCache()
 
 
+def _look_up(prefix: str, cache_seconds: float):
+    """The cache entry for a prefix, fetched from the database when it is not fresh."""
+    cached = _cache.get(prefix)
+    if cached is not None:
+        return cached
+    try:
+        row = db.session.execute(
+            select(ApiKey, Application.name).join(Application).where(ApiKey.prefix == prefix)
+        ).first()
+    except Exception as exc:
+        db.session.rollback()
+        stale = _cache.get(prefix, stale_ok=True)
+        if stale is not None:
+            return stale
+        raise KeyStoreUnavailable(type(exc).__name__) from exc
+    if row is None or row.ApiKey.revoked_at is not None:
+        # Remember the miss too, so guessing keys does not hammer the database.
+        _cache.put(prefix, "", None, cache_seconds)
+        return (0.0, "", None)
+    api_key, application_name = row
+    principal = Principal(
+        application_id=api_key.application_id,
+        application_name=application_name,
+        scopes=frozenset(api_key.scopes),
+        key_prefix=prefix,
+    )
+    _cache.put(prefix, api_key.key_hash, principal, cache_seconds)
+    return (0.0, api_key.key_hash, principal)
+
+
 def authenticate(key: str, cache_seconds: float) -> Principal | None:
-    """The principal of a presented key, or None if it is unknown or revoked."""
+    """The principal of a presented key, or None if it is unknown or revoked.
+
+    Raises KeyStoreUnavailable when the database is down and this process has never seen the key.
+    """
     if not key.startswith(KEY_MARK) or key.count("_") < 2:
         return None
     prefix = key[len(KEY_MARK):].split("_", 1)[0]
-    presented_hash = hash_key(key)
-    cached = _cache.get(prefix)
-    if cached is None:
-        row = db.session.execute(
-            select(ApiKey, Application.name)
-            .join(Application)
-            .where(ApiKey.prefix == prefix)
-        ).first()
-        if row is None or row.ApiKey.revoked_at is not None:
-            # Remember the miss too, so guessing keys does not hammer the database.
-            _cache.put(prefix, "", None, cache_seconds)
-            return None
-        api_key, application_name = row
-        principal = Principal(
-            application_id=api_key.application_id,
-            application_name=application_name,
-            scopes=frozenset(api_key.scopes),
-            key_prefix=prefix,
-        )
-        _cache.put(prefix, api_key.key_hash, principal, cache_seconds)
-        cached = _cache.get(prefix) or (0, api_key.key_hash, principal)
-    _, stored_hash, principal = cached
-    if principal is None or not hmac.compare_digest(stored_hash, presented_hash):
+    _, stored_hash, principal = _look_up(prefix, cache_seconds)
+    # Constant-time: the comparison's duration tells nothing about how much of a guess was right.
+    if principal is None or not hmac.compare_digest(stored_hash, hash_key(key)):
         return None
     return principal
