@@ -14,28 +14,31 @@ def create_app(config: Config | dict | None = None) -> Flask:
         app.config.from_object(config)
 
     from app import cli, models  # noqa: F401  (models: tables known to Flask-Migrate)
+    from app.api import applications, error_monitor, event_types, events, health, mouse_metrics, sessions
+    from app.api.openapi import document_registry
+    from app.dashboard import live  # noqa: F401  (before socketio.init_app: see its docstring)
+    from app.dashboard import views as dashboard
     from app.extensions import api, db, migrate, socketio
-    from app.rate_limits import limiter
+    from app.observability import logs, metrics
+    from app.rate_limits import init_rate_limits
     from tasks.celery_app import celery_init_app
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(_migrations_dir()))
     celery_init_app(app)
     api.init_app(app)
-    limiter.init_app(app)
+    init_rate_limits(app)
+    logs.init_app(app)
     socketio.init_app(
         app,
         message_queue=app.config["SOCKETIO_MESSAGE_QUEUE"],
         channel=app.config["EYE_SOCKETIO_CHANNEL"],
-        cors_allowed_origins=[],
     )
 
-    from app.api import applications, events, health
-    from app.api.openapi import document_registry
-
-    api.register_blueprint(health.blp)
-    api.register_blueprint(events.blp)
-    api.register_blueprint(applications.blp)
+    for resource in (health, events, sessions, mouse_metrics, error_monitor, event_types, applications):
+        api.register_blueprint(resource.blp)
+    app.register_blueprint(dashboard.blp)
+    app.register_blueprint(metrics.blp)
     document_registry(api)
     cli.init_app(app)
     return app

@@ -1,5 +1,7 @@
 """Command line: `flask apps …` and `flask keys …` (keys are shown once, stored hashed)."""
 
+import re
+
 import click
 from flask import Flask
 from flask.cli import AppGroup
@@ -14,8 +16,8 @@ keys_cli = AppGroup("keys", help="API keys of the applications.")
 @click.argument("name")
 def create_application(name: str) -> None:
     """Create an application."""
-    if not 1 <= len(name) <= 64:
-        raise click.ClickException("A name has 1 to 64 characters.")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._ -]{0,63}", name):
+        raise click.ClickException("A name has 1 to 64 characters: letters, digits, '.', '_', '-' or spaces.")
     try:
         keys.create_application(name)
     except Exception:

@@ -49,8 +49,9 @@ class Config:
         self.EYE_RATE_LIMIT = env.get("EYE_RATE_LIMIT", "")
         # Flask-Limiter: counts live in each web process unless a shared storage is given
         # (e.g. redis://): with N processes behind a balancer, a key then gets up to N times the limit.
-        self.RATELIMIT_ENABLED = bool(self.EYE_RATE_LIMIT)
         self.RATELIMIT_DEFAULT = self.EYE_RATE_LIMIT or None
+        # Dashboard tokens are handed out without a key: limited per client address.
+        self.EYE_TOKEN_RATE_LIMIT = env.get("EYE_TOKEN_RATE_LIMIT", "30/minute")
         self.RATELIMIT_STORAGE_URI = env.get("EYE_RATE_LIMIT_STORAGE", "memory://")
         self.RATELIMIT_HEADERS_ENABLED = True
         self.EYE_KEY_CACHE_SECONDS = float(env.get("EYE_KEY_CACHE_SECONDS", "2"))

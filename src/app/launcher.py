@@ -14,6 +14,7 @@ import urllib.request
 
 from app import create_app
 from app.config import EMBEDDED_BROKER_URL, data_dir
+from app.observability.logs import configure_logging
 
 
 def prepare(app) -> dict[str, str]:
@@ -79,8 +80,16 @@ def main() -> None:
     if embedded:
         forget_stale_socketio_queues()
 
+    # Web and worker processes count into one folder, so the web's /metrics shows both.
+    metrics_dir = data_dir() / "metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
+
     app = create_app()
     lines = prepare(app)
+    # After the migrations: alembic's env.py installs its own console handler.
+    configure_logging(os.environ.get("EYE_LOG_LEVEL", "WARNING"))
     bin_dir = os.path.dirname(sys.executable)
     # One SQLite file tolerates one writer at a time: one worker process is plenty there.
     concurrency = os.environ.get("EYE_WORKER_CONCURRENCY", "1" if "sqlite" in
@@ -88,11 +97,13 @@ def main() -> None:
     worker = subprocess.Popen([
         os.path.join(bin_dir, "celery"), "-A", "tasks.worker", "worker",
         "--loglevel", os.environ.get("EYE_LOG_LEVEL", "WARNING"), "--concurrency", concurrency,
-        "--without-gossip", "--without-mingle",
+        "--without-gossip", "--without-mingle", "--hostname", f"eye-{port}@%h",
     ])
     web = subprocess.Popen([
-        os.path.join(bin_dir, "gunicorn"), "--bind", f"{host}:{port}", "--worker-class", "gthread",
-        "--workers", "1", "--threads", os.environ.get("EYE_WEB_THREADS", "64"),
+        os.path.join(bin_dir, "gunicorn"), "--config", "python:app.observability.gunicorn_conf",
+        "--bind", f"{host}:{port}",
+        # More than one process needs sticky sessions for Socket.IO's long-polling transport.
+        "--workers", os.environ.get("EYE_WEB_PROCESSES", "1"), "--threads", os.environ.get("EYE_WEB_THREADS", "64"),
         "--log-level", os.environ.get("EYE_LOG_LEVEL", "warning").lower(), "app:create_app()",
     ])
     children = [web, worker]

@@ -2,7 +2,7 @@
 
 import hashlib
 
-from flask import request
+from flask import Flask, request
 from flask_limiter import Limiter
 
 from app.services.keys import KEY_MARK
@@ -25,9 +25,24 @@ def only_the_api_is_limited() -> bool:
     return not request.path.startswith("/api/")
 
 
-limiter = Limiter(
-    key_func=rate_limit_identity,
-    default_limits_exempt_when=only_the_api_is_limited,
-    headers_enabled=True,
-    key_prefix="eye",
-)
+def init_rate_limits(app: Flask) -> Limiter:
+    """Bind a limiter to `app`: per key on the API (EYE_RATE_LIMIT), per address on dashboard tokens.
+
+    One Limiter per app, not a module-level one: Flask-Limiter keeps its limits and storage on the
+    instance, so one instance shared by several apps (tests make many) would mix their settings.
+    """
+    from app.dashboard import views as dashboard_views
+
+    limiter = Limiter(
+        key_func=rate_limit_identity,
+        default_limits_exempt_when=only_the_api_is_limited,
+        headers_enabled=True,
+        key_prefix="eye",
+        app=app,
+    )
+    limiter.limit(
+        lambda: app.config["EYE_TOKEN_RATE_LIMIT"],
+        exempt_when=lambda: request.endpoint != "dashboard.token",
+    )(dashboard_views.blp)
+    app.extensions["eye_limiter"] = limiter
+    return limiter

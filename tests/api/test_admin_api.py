@@ -4,8 +4,7 @@ import json
 
 import pytest
 
-from app import create_app
-from tests.fixtures.apps import environment, make_key_factory, migrated_app
+from tests.fixtures.apps import make_key_factory, migrated_app
 
 
 @pytest.fixture
@@ -79,7 +78,15 @@ def test_rate_limit_per_key_answers_429_with_retry_after(tmp_path):
     assert all(client.get("/healthz").status_code == 200 for _ in range(10))
 
 
-def test_no_rate_limit_when_unset(tmp_path):
-    with environment(EYE_DATA_DIR=str(tmp_path), DATABASE_URL="", CELERY_BROKER_URL="", EYE_RATE_LIMIT=""):
-        app = create_app()
-    assert app.config["RATELIMIT_ENABLED"] is False
+def test_no_rate_limit_when_unset(embedded_client, embedded_key):
+    key = embedded_key("read")
+    answers = {embedded_client.get("/api/v1/event-types", headers={"X-API-Key": key}).status_code for _ in range(50)}
+    assert answers == {200}
+
+
+def test_dashboard_tokens_are_limited_per_address(tmp_path):
+    app = migrated_app(EYE_DATA_DIR=str(tmp_path), DATABASE_URL="", CELERY_BROKER_URL="", SOCKETIO_MESSAGE_QUEUE="",
+                       EYE_TOKEN_RATE_LIMIT="3/minute")
+    client = app.test_client()
+    answers = [client.post("/dashboard/token").status_code for _ in range(5)]
+    assert answers == [200, 200, 200, 429, 429]

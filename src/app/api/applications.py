@@ -12,7 +12,11 @@ from app.services import keys
 
 blp = Blueprint("applications", __name__, url_prefix="/api/v1", description="Applications and API keys (admin)")
 
-NAME = validate.Length(min=1, max=64)
+# Names appear in URLs, logs and listings: letters, digits and a few separators.
+NAME = validate.Regexp(
+    r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,63}$",
+    error="1 to 64 characters: letters, digits, '.', '_', '-' or spaces, starting with a letter or digit.",
+)
 
 
 class ApplicationCreate(Schema):

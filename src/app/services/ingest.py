@@ -1,6 +1,7 @@
 """Ingest: validate incoming events at the door, publish the good ones, record the bad ones."""
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -8,9 +9,10 @@ from datetime import UTC, datetime
 from flask import current_app
 
 from app.event_types import registry
+from app.observability.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED, PUBLISH_SECONDS
 from app.services.event_validation import Verdict, validate_event
 from app.services.keys import Principal
-from app.services.publishing import BrokerUnavailable, publish_batch
+from app.services.publishing import BrokerUnavailable, publish_part
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +82,7 @@ def check_allowed(principal: Principal, items: list) -> None:
             raise NotAllowed("This token may only send mouse / move events for its own session.")
 
 
-def ingest_events(principal: Principal, items: list) -> IngestResult:
+def ingest_events(principal: Principal, items: list, size: int = 0) -> IngestResult:
     """Validate each item, then publish the accepted ones and the rejections in one message.
 
     Raises BrokerUnavailable when the broker did not confirm: nothing is accepted then.
@@ -107,13 +109,20 @@ def ingest_events(principal: Principal, items: list) -> IngestResult:
             if not v.accepted
         ],
     }
+    started = time.perf_counter()
     try:
-        publish_batch(message)
+        publish_part(message, size)
     except BrokerUnavailable:
         if message["events"]:
             raise
         # Nothing was accepted: the client's answer is its 4xx; only the record is missing.
         log.warning("could not record %d rejections: broker unavailable", len(message["rejections"]))
+    else:
+        PUBLISH_SECONDS.observe(time.perf_counter() - started)
+    if message["events"]:
+        EVENTS_ACCEPTED.labels(application=principal.application_name).inc(len(message["events"]))
+    for rejection in message["rejections"]:
+        EVENTS_REJECTED.labels(kind=rejection["kind"]).inc()
     return IngestResult(verdicts)
 
 
@@ -123,6 +132,7 @@ def record_request_rejection(principal: Principal | None, kind: str, errors: dic
     The client's answer is the 4xx itself, so a broker outage here is logged, not raised.
     """
     received_at = datetime.now(UTC)
+    EVENTS_REJECTED.labels(kind=kind).inc()
     message = {
         "application_id": principal.application_id if principal else None,
         "received_at": received_at.isoformat(),
@@ -130,6 +140,6 @@ def record_request_rejection(principal: Principal | None, kind: str, errors: dic
         "rejections": [rejection_record(principal, kind, errors, raw, received_at)],
     }
     try:
-        publish_batch(message)
+        publish_part(message, len(message["rejections"][0]["raw"]))
     except BrokerUnavailable:
         log.warning("could not record a %s rejection: broker unavailable", kind)

@@ -1,0 +1,1 @@
+"""What operators see: structured JSON logs and Prometheus metrics (keys never included)."""
