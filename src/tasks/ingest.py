@@ -1,15 +1,13 @@
 """The ingest task: persist what the API accepted, then run the analyses on what is new."""
 
 import logging
-import sqlite3
 
-import psycopg2
 from celery import shared_task
-from sqlalchemy.exc import DBAPIError
 
 from app.dashboard.broadcast import emit_mouse_metrics
 from app.extensions import db
 from app.observability.metrics import EVENTS_PERSISTED, MOUSE_METRICS_EMITTED, TASK_FAILURES, TASK_RETRIES
+from app.services.database_errors import is_transient
 from app.services.persistence import persist_batch, record_poison_message
 
 log = logging.getLogger(__name__)
@@ -64,33 +62,7 @@ def _reset_session() -> None:
 
 
 def _retry_if_transient(task, exc: Exception) -> None:
-    if _is_transient(exc):
+    if is_transient(exc):
         TASK_RETRIES.inc()
         log.warning("database unavailable (%s), retrying (attempt %d)", type(exc).__name__, task.request.retries + 1)
         raise DatabaseUnavailable(str(exc)) from exc
-
-
-# SQLSTATE classes that pass: connection (08), rollback by deadlock or serialisation (40),
-# lack of resources (53), operator intervention such as a restart (57), lock not available (55P03).
-_TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57")
-
-
-def _is_transient(exc: Exception) -> bool:
-    """Will the same work likely succeed later? (Else the message is poison.)
-
-    Errors come wrapped by SQLAlchemy, or bare from the driver (services/bulk_postgres.py).
-    """
-    if isinstance(exc, DBAPIError):
-        if exc.connection_invalidated:
-            return True
-        driver_error = exc.orig
-    else:
-        driver_error = exc
-    if not isinstance(driver_error, (psycopg2.Error, sqlite3.Error)):
-        return False
-    code = getattr(driver_error, "pgcode", None)
-    if code:
-        return code[:2] in _TRANSIENT_SQLSTATE_CLASSES or code == "55P03"
-    # No SQLSTATE: the driver could not talk to the server at all (or lost it), or SQLite's file
-    # is busy. A statement the server refused always carries a SQLSTATE.
-    return isinstance(driver_error, (psycopg2.OperationalError, psycopg2.InterfaceError, sqlite3.OperationalError))

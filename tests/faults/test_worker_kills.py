@@ -67,6 +67,7 @@ def test_worker_sigkilled_mid_batch_ten_times_loses_and_duplicates_nothing(
     assert statuses["503"] <= 0.01 * statuses.total(), statuses
     assert len(load.accepted_ids) == len(accepted), "an event_id was answered 202 twice"
     assert tally.lost == 0 and tally.duplicated == 0 and tally.extra == 0, tally
-    assert tally.accepted > 3000  # the load really ran through all the kills
+    # The load really ran through all the kills (about 300 events/s, kills spread over several seconds).
+    assert tally.accepted > 1000
     # Sessions count each event once, whichever worker (or redelivery) stored it.
     assert fault_stack.session_totals(load.session_ids) == tally.stored

@@ -238,3 +238,42 @@ def test_get_mouse_metrics_answers_errors_as_the_contract_says(live_url, pg_key,
     assert response.status_code == 202
     page = wait_for(lambda: (r := get(live_url, path, read)).status_code == 200 and r.json())
     assert page == {"items": [], "next_cursor": None}
+
+
+@pytest.mark.parametrize("caller", ["none", "unknown", "revoked", "ingest", "read", "ingest+read", "admin"])
+def test_socket_access_matrix(live_url, watch, pg_app, pg_key, caller):
+    """Section 2 × the Socket.IO door: only a key with the read scope may connect and subscribe."""
+    from app.services import keys
+
+    if caller == "none":
+        auth = None
+    elif caller == "unknown":
+        auth = {"api_key": "eye_0000000000_" + "y" * 43}
+    elif caller == "revoked":
+        key = pg_key("read")
+        watch({"api_key": key})  # known, hence cached, by the web process before it is revoked
+        with pg_app.app_context():
+            keys.revoke_key(key.split("_")[1])
+        time.sleep(2.5)  # past the web process's key cache: revocation holds everywhere within 5 s
+        auth = {"api_key": key}
+    else:
+        auth = {"api_key": pg_key(*caller.split("+"))}
+    if "read" not in caller.split("+"):
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            watch(auth)
+        return
+    watcher = watch(auth)
+    assert watcher.call("subscribe", {"session_id": str(uuid.uuid4())}) == {"ok": True}
+    assert watcher.call("subscribe", {"session_id": "not-a-uuid"})["ok"] is False
+
+
+def test_a_revoked_key_stops_working_within_five_seconds_in_another_process(live_url, pg_app, pg_key):
+    from app.services import keys
+
+    key = pg_key("read")
+    assert get(live_url, "/api/v1/event-types", {"X-API-Key": key}).status_code == 200  # now cached there
+    with pg_app.app_context():  # revoked here, in another process than the web's
+        keys.revoke_key(key.split("_")[1])
+    revoked_at = time.monotonic()
+    wait_for(lambda: get(live_url, "/api/v1/event-types", {"X-API-Key": key}).status_code == 401, timeout=5)
+    assert time.monotonic() - revoked_at < 5

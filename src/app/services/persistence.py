@@ -11,10 +11,12 @@ from datetime import datetime
 
 from sqlalchemy import func
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.models import Event, Rejection, Session, SessionApplication
 from app.services import bulk_postgres
+from app.services.database_errors import is_transient
 from app.services.mouse_metrics import record_mouse_moves
 
 
@@ -167,19 +169,22 @@ def record_poison_message(message: dict) -> None:
     """Store what can be stored of a message that failed as a whole; record the rest as errors.
 
     Each event is tried on its own, so one bad event does not take its batch-mates down with it.
+    A passing database problem is raised, not recorded: the task retries the whole message then.
     """
     from app.services.ingest import raw_excerpt
 
     db.session.rollback()
     for part in message_parts(message):
-        record_rejections_safely(part.get("rejections", []))
+        _record_rejections_committed(part.get("rejections", []))
         base = {**part, "events": [], "rejections": []}
         for event in part.get("events", []):
             try:
                 persist_batch({**base, "events": [event]})
-            except Exception as event_exc:  # the database refused this one event
+            except Exception as event_exc:
                 db.session.rollback()
-                record_rejections_safely([
+                if is_transient(event_exc):
+                    raise
+                _record_rejections_committed([
                     {
                         # Derived from the event, so recording the same poison twice stores it once.
                         "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"poison:{part['application_id']}:{event['event_id']}")),
@@ -194,9 +199,14 @@ def record_poison_message(message: dict) -> None:
                 ])
 
 
-def record_rejections_safely(rejections: list[dict]) -> None:
+def _record_rejections_committed(rejections: list[dict]) -> None:
     try:
         record_rejections(rejections)
+        db.session.commit()
+    except IntegrityError:
+        # The application is gone (or never was): keep the record, without the broken reference.
+        db.session.rollback()
+        record_rejections([{**r, "application_id": None} for r in rejections])
         db.session.commit()
     except Exception:
         db.session.rollback()
