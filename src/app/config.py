@@ -54,6 +54,8 @@ class Config:
         self.EYE_TOKEN_RATE_LIMIT = env.get("EYE_TOKEN_RATE_LIMIT", "30/minute")
         self.RATELIMIT_STORAGE_URI = env.get("EYE_RATE_LIMIT_STORAGE", "memory://")
         self.RATELIMIT_HEADERS_ENABLED = True
+        # A shared counter store that is down lets requests through (logged): never a 500 for it.
+        self.RATELIMIT_SWALLOW_ERRORS = True
         self.EYE_KEY_CACHE_SECONDS = float(env.get("EYE_KEY_CACHE_SECONDS", "2"))
         self.EYE_DASHBOARD_TOKEN_SECONDS = int(env.get("EYE_DASHBOARD_TOKEN_SECONDS", "3600"))
         self.MAX_CONTENT_LENGTH = 1024 * 1024  # contract: a body over 1 MiB is a 413

@@ -1,0 +1,58 @@
+"""The benchmark tools keep working: each runs for a few seconds on a tiny load.
+
+The figures are never asserted here (they are measured, not tested); only that each tool runs to
+the end, and that the ingest bench's own count check passes.
+"""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.fixtures.apps import make_key_factory
+from tests.fixtures.processes import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def live_service(pg_app, service_env, start_web_process, start_worker_process, run_id):
+    """A web process and a worker on the run's database, with a queue of their own."""
+    env = {**service_env, "EYE_QUEUE": f"{service_env['EYE_QUEUE']}_bench", "PYTHONPATH": str(ROOT / "src")}
+    start_worker_process(env)
+    _, url = start_web_process(env)
+    return url
+
+
+def run_bench(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def test_ingest_bench_runs_and_its_count_check_passes(live_service, pg_app, service_env, tmp_path):
+    key = make_key_factory(pg_app)("ingest")
+    report = tmp_path / "ingest.json"
+    for mode in ("single", "batch"):
+        result = run_bench("bench/ingest.py", "--url", live_service, "--api-key", key, "--database-url",
+                           service_env["DATABASE_URL"], "--mode", mode, "--batch-size", "20", "--concurrency", "2",
+                           "--duration", "2", "--rate", "100", "--drain-timeout", "60", "--json", str(report))
+        assert result.returncode == 0, result.stdout + result.stderr
+        figures = json.loads(report.read_text())
+        assert figures["count_check"] == "pass" and figures["accepted_events"] > 0
+        assert "accepted events/s" in result.stdout
+
+
+def test_mouse_bench_runs(live_service, tmp_path):
+    report = tmp_path / "mouse.json"
+    result = run_bench("bench/mouse.py", "--url", live_service, "--pages", "2", "--duration", "2", "--warmup", "1",
+                       "--json", str(report))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(report.read_text())
+
+
+def test_queries_bench_runs(postgres_admin_url, tmp_path):
+    report = tmp_path / "queries.json"
+    result = run_bench("bench/queries.py", "--events", "2000", "--admin-url", postgres_admin_url, "--runs", "3",
+                       "--walks", "1", "--json", str(report), timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(report.read_text())
