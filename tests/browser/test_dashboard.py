@@ -5,11 +5,13 @@ import math
 import os
 import re
 import time
+import uuid
 from html.parser import HTMLParser
 from itertools import pairwise
 
 import pytest
 
+from tests.fixtures.apps import wait_for
 from tests.fixtures.processes import ROOT
 from tests.fixtures.services import delete_broker_entities, services_required
 
@@ -151,3 +153,41 @@ def test_the_chart_reaches_the_distance_the_mouse_travelled(chromium_path, live_
             assert problems == []  # no script error, no CSP violation
         finally:
             browser.close()
+
+
+@pytest.mark.browser
+def test_eye_client_batches_any_event_from_a_page(chromium_path, live_service, pg_app, pg_key):
+    """Eye.client in a real browser: track() queues, flush() sends one batch, each event stored once."""
+    from playwright.sync_api import sync_playwright
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import Event
+
+    key, session_id = pg_key("ingest"), str(uuid.uuid4())
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"{live_service}/dashboard")
+            result = page.evaluate("""async ([key, sessionId]) => {
+                const eye = Eye.client({apiKey: key, interval: 60000});
+                const ids = [
+                    eye.track(sessionId, "page interaction", "pageview", {host: location.host, path: "/"}),
+                    eye.track(sessionId, "page interaction", "cta click", {host: location.host, path: "/", element: "buy"}),
+                    eye.track(sessionId, "page interaction", "pageview", {host: location.host}),  // no path: rejected
+                ];
+                const done = await eye.flush();
+                return {ids, done, stats: eye.stats, pending: eye.pending()};
+            }""", [key, session_id])
+        finally:
+            browser.close()
+    assert result["done"] is True and result["pending"] == 0
+    assert result["stats"]["sent"] == 2 and result["stats"]["rejected"] == 1
+
+    def stored():
+        with pg_app.app_context():
+            ids = db.session.scalars(select(Event.event_id).where(Event.session_id == uuid.UUID(session_id)))
+            return sorted(map(str, ids))
+    wait_for(lambda: len(stored()) == 2, timeout=20)
+    assert stored() == sorted(result["ids"][:2])
