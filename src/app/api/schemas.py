@@ -1,10 +1,11 @@
 """Response and request schemas shared by several resources."""
 
 import re
-from datetime import UTC, datetime
 
 from flask_smorest import Blueprint
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates_schema
+
+from app.timestamps import utc_instant
 
 
 class ErrorBody(Schema):
@@ -39,11 +40,8 @@ class QueryTimestamp(fields.DateTime):
             raise self.make_error("invalid")
         text = _SPACED_OFFSET.sub(r"\1+\2", value.strip())
         try:
-            parsed = datetime.fromisoformat(text)
-            if parsed.tzinfo is None:
-                return parsed.replace(tzinfo=UTC)
-            return parsed.astimezone(UTC)
-        except (ValueError, OverflowError):
+            return utc_instant(text)
+        except ValueError:
             raise self.make_error("invalid") from None
 
 

@@ -3,12 +3,13 @@
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import orjson
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from app.event_types import EventTypeRegistry
+from app.timestamps import utc_instant
 
 MAX_DATA_BYTES = 32 * 1024
 MAX_DEPTH = 32
@@ -34,11 +35,8 @@ class EventTimestamp(fields.Field):
         if not isinstance(value, str) or not _HAS_TIME.match(value):
             raise self.make_error("invalid")
         try:
-            parsed = datetime.fromisoformat(value)
-            if parsed.tzinfo is None:
-                return parsed.replace(tzinfo=UTC)
-            return parsed.astimezone(UTC)
-        except (ValueError, OverflowError):
+            return utc_instant(value)
+        except ValueError:
             raise self.make_error("invalid") from None
 
     def _serialize(self, value, attr, obj, **kwargs):
