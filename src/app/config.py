@@ -42,7 +42,7 @@ class Config:
         self.EYE_QUEUE = env.get("EYE_QUEUE", "eye.events")
         self.EYE_SOCKETIO_CHANNEL = env.get("EYE_SOCKETIO_CHANNEL", "eye-socketio")
         # Seconds the API waits for the broker (connect + publisher confirm) before answering 503.
-        self.EYE_PUBLISH_TIMEOUT = float(env.get("EYE_PUBLISH_TIMEOUT", "1.5"))
+        self.EYE_PUBLISH_TIMEOUT = float(env.get("EYE_PUBLISH_TIMEOUT", "1.0"))
 
         self.EYE_MAX_CLOCK_SKEW = float(env.get("EYE_MAX_CLOCK_SKEW", "300"))
         self.EYE_STRICT_EVENT_TYPES = _bool("EYE_STRICT_EVENT_TYPES")
