@@ -51,7 +51,8 @@ def _ingest(items: list):
     except BrokerUnavailable:
         abort(
             503,
-            message="The event queue did not confirm in time: retry shortly with the same event_id (a retry is never stored twice).",
+            message="The event queue did not confirm in time: retry shortly with the same event_id "
+                    "(a retry is never stored twice).",
             headers={"Retry-After": RETRY_AFTER_SECONDS},
         )
 
