@@ -66,3 +66,18 @@ def add_session_applications(pairs: list[tuple[str, int]]) -> None:
             template="(%s::uuid, %s)",
             page_size=1000,
         )
+
+
+def insert_mouse_points(connection, rows) -> list[tuple]:
+    """Insert (session_id, tab, t, x, y) rows; returns those that were new, as the same tuples."""
+    with connection.connection.dbapi_connection.cursor() as cursor:
+        returned = execute_values(
+            cursor,
+            "INSERT INTO mouse_points (session_id, tab, t, x, y) VALUES %s "
+            "ON CONFLICT DO NOTHING RETURNING session_id, tab, t, x, y",
+            [(str(sid), tab, t, x, y) for sid, tab, t, x, y in rows],
+            template="(%s::uuid, %s, %s, %s, %s)",
+            page_size=1000,
+            fetch=True,
+        )
+    return [(uuid.UUID(str(sid)), tab, t, x, y) for sid, tab, t, x, y in returned]
