@@ -5,6 +5,7 @@ import re
 import click
 from flask import Flask
 from flask.cli import AppGroup
+from sqlalchemy.exc import IntegrityError
 
 from app.services import keys
 
@@ -20,7 +21,7 @@ def create_application(name: str) -> None:
         raise click.ClickException("A name has 1 to 64 characters: letters, digits, '.', '_', '-' or spaces.")
     try:
         keys.create_application(name)
-    except Exception:
+    except IntegrityError:
         raise click.ClickException(f"An application named {name!r} already exists.") from None
     click.echo(f"created application {name}")
 

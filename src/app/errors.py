@@ -4,7 +4,9 @@ from http import HTTPStatus
 
 from flask import jsonify
 from flask_smorest import Api
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError
+
+from app.services.pagination import BadCursor
 
 
 def error_body(code: int, message: str | None = None, errors=None, **extra) -> dict:
@@ -23,6 +25,8 @@ class EyeApi(Api):
 
     def _register_error_handlers(self):
         super()._register_error_handlers()
+        # A cursor is read by the services, deep below the views: one answer for all listings.
+        self._app.register_error_handler(BadCursor, lambda exc: self.handle_http_exception(BadRequest(str(exc))))
         # Anything unexpected still answers JSON, never Werkzeug's HTML page.
         self._app.register_error_handler(Exception, self._handle_unexpected)
 

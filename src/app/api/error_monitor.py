@@ -1,7 +1,7 @@
 """The errors monitor: rejected events and their summary (read scope)."""
 
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, fields
 
 from app.api.auth import SECURITY, require_scope
@@ -15,7 +15,6 @@ from app.api.schemas import (
     document_errors,
 )
 from app.services.error_summary import error_summary
-from app.services.pagination import BadCursor
 from app.services.queries import RejectionFilters, list_rejections
 
 blp = Blueprint("errors", __name__, url_prefix="/api/v1/errors",
@@ -77,10 +76,7 @@ class Rejections(MethodView):
         """List rejected events in the order they were received, a page at a time"""
         filters = dict(query)
         limit, cursor = filters.pop("limit"), filters.pop("cursor", None)
-        try:
-            return list_rejections(RejectionFilters(**filters), limit, cursor)
-        except BadCursor as exc:
-            abort(400, message=str(exc))
+        return list_rejections(RejectionFilters(**filters), limit, cursor)
 
 
 @blp.route("/summary")

@@ -10,7 +10,6 @@ from app.api.request_body import read_json_body
 from app.api.schemas import PAGE_ERRORS, ErrorBody, EventFilterQuery, EventPage, document_errors
 from app.services.event_validation import INVALID_EVENT, EventEnvelope
 from app.services.ingest import NotAllowed, check_allowed, ingest_events, record_request_rejection
-from app.services.pagination import BadCursor
 from app.services.publishing import BrokerUnavailable
 from app.services.queries import EventFilters, list_events
 
@@ -92,10 +91,7 @@ class Events(MethodView):
         """List stored events by timestamp (ties by arrival), a page at a time"""
         filters = dict(query)
         limit, cursor = filters.pop("limit"), filters.pop("cursor", None)
-        try:
-            return list_events(EventFilters(**filters), limit, cursor)
-        except BadCursor as exc:
-            abort(400, message=str(exc))
+        return list_events(EventFilters(**filters), limit, cursor)
 
 
 @blp.route("/batch")

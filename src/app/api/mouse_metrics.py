@@ -1,23 +1,18 @@
 """A session's live mouse metrics, as a series in processing order (read scope)."""
 
-import uuid
 
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from marshmallow import RAISE, Schema, fields, validate
 
 from app.api.auth import SECURITY, require_scope
-from app.api.schemas import PAGE_ERRORS, PageFields, document_errors
+from app.api.schemas import PAGE_ERRORS, SESSION_ID, PageFields, document_errors, parse_session_id
 from app.services.mouse_metrics import UnknownSession, metrics_page
-from app.services.pagination import BadCursor
 
 blp = Blueprint(
     "mouse_metrics", __name__, url_prefix="/api/v1/sessions", description="Live mouse metrics of a session"
 )
 
-# A plain string in the route, parsed here: a bad UUID is then a 422 that says so, not a 404.
-SESSION_ID = {"in": "path", "name": "session_id", "required": True,
-              "schema": {"type": "string", "format": "uuid"}}
 
 
 class MouseMetricsQuery(Schema):
@@ -40,13 +35,6 @@ class MouseMetricsPage(PageFields):
     items = fields.List(fields.Nested(MouseMetric), required=True)
 
 
-def parse_session_id(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        abort(422, message=f"session_id {value!r} is not a UUID.",
-              errors={"path": {"session_id": ["Not a valid UUID."]}})
-
 
 @blp.route("/<session_id>/mouse-metrics", parameters=[SESSION_ID])
 class SessionMouseMetrics(MethodView):
@@ -63,7 +51,5 @@ class SessionMouseMetrics(MethodView):
         """A session's mouse metrics, one per processed batch; the last carries its totals"""
         try:
             return metrics_page(parse_session_id(session_id), limit, cursor)
-        except BadCursor as exc:
-            abort(400, message=str(exc))
         except UnknownSession:
             abort(404, message=f"Nothing of session {session_id} is stored.")

@@ -1,8 +1,9 @@
 """Response and request schemas shared by several resources."""
 
 import re
+import uuid
 
-from flask_smorest import Blueprint
+from flask_smorest import Blueprint, abort
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from app.timestamps import utc_instant
@@ -143,3 +144,17 @@ PAGE_ERRORS = {
     **PARAMETER_ERRORS,
     400: "The cursor is malformed, was altered, or belongs to another listing",
 }
+
+
+# A plain string in the route, parsed by parse_session_id: a bad UUID is then a 422 that says so, not a 404.
+SESSION_ID = {"in": "path", "name": "session_id", "required": True,
+              "schema": {"type": "string", "format": "uuid"}}
+
+
+def parse_session_id(value: str) -> uuid.UUID:
+    """A session id from a URL path; 422 (naming at most 64 characters of it) if it is not a UUID."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        abort(422, message=f"session_id {value[:64]!r} is not a UUID.",
+              errors={"path": {"session_id": ["Not a valid UUID."]}})

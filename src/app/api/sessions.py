@@ -1,21 +1,24 @@
 """Sessions: a session's summary and its events (read scope)."""
 
-import uuid
 
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from marshmallow import RAISE, Schema, fields
 
 from app.api.auth import SECURITY, require_scope
-from app.api.schemas import PAGE_ERRORS, READ_ERRORS, EventFilterQuery, EventPage, document_errors
-from app.services.pagination import BadCursor
+from app.api.schemas import (
+    PAGE_ERRORS,
+    READ_ERRORS,
+    SESSION_ID,
+    EventFilterQuery,
+    EventPage,
+    document_errors,
+    parse_session_id,
+)
 from app.services.queries import EventFilters, list_events, session_exists, session_summary
 
 blp = Blueprint("sessions", __name__, url_prefix="/api/v1/sessions", description="Read sessions")
 
-# A plain string in the route, parsed here: a bad UUID is then a 422 that says so, not a 404.
-SESSION_ID = {"in": "path", "name": "session_id", "required": True,
-              "schema": {"type": "string", "format": "uuid"}}
 NOT_FOUND = {404: "No event of this session is stored"}
 
 
@@ -26,14 +29,6 @@ class SessionSummary(Schema):
     event_count = fields.Integer(required=True)
     applications = fields.List(fields.String(), required=True,
                                metadata={"description": "Names of the applications that sent events"})
-
-
-def parse_session_id(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        abort(422, message=f"session_id {value[:64]!r} is not a UUID.",
-              errors={"path": {"session_id": ["Not a valid UUID."]}})
 
 
 @blp.route("/<session_id>", parameters=[SESSION_ID])
@@ -63,7 +58,4 @@ class SessionEvents(MethodView):
         limit, cursor = filters.pop("limit"), filters.pop("cursor", None)
         if not session_exists(filters["session_id"]):
             abort(404, message=f"No event of session {session_id} is stored.")
-        try:
-            return list_events(EventFilters(**filters), limit, cursor)
-        except BadCursor as exc:
-            abort(400, message=str(exc))
+        return list_events(EventFilters(**filters), limit, cursor)

@@ -101,10 +101,6 @@ def _depth_and_nul(value, depth: int = 1) -> tuple[int, bool]:
     return depth, False
 
 
-def nesting_depth_exceeded(value) -> bool:
-    return _depth_and_nul(value)[0] > MAX_DEPTH
-
-
 def validate_event(
     item, registry: EventTypeRegistry, *, now: datetime, max_skew: float, strict_types: bool
 ) -> Verdict:

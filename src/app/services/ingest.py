@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import orjson
 from flask import current_app
 
 from app.event_types import registry
@@ -45,8 +46,6 @@ def raw_excerpt(raw) -> str:
     if isinstance(raw, bytes):
         text = raw[:RAW_LIMIT].decode("utf-8", errors="replace")
     else:
-        import orjson
-
         try:
             text = orjson.dumps(raw).decode()
         except TypeError:

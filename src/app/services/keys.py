@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.models import ApiKey, Application
@@ -53,20 +54,20 @@ def create_application(name: str) -> Application:
     return application
 
 
+def find_application(name: str) -> Application | None:
+    return db.session.scalar(select(Application).where(Application.name == name))
+
+
 def get_or_create_application(name: str) -> Application:
-    application = db.session.scalar(select(Application).where(Application.name == name))
+    application = find_application(name)
     if application is None:
         try:
             application = create_application(name)
-        except Exception:
+        except IntegrityError:
             # Someone else made it at the same moment: the unique name decides.
             db.session.rollback()
-            application = db.session.scalar(select(Application).where(Application.name == name))
+            application = find_application(name)
     return application
-
-
-def find_application(name: str) -> Application | None:
-    return db.session.scalar(select(Application).where(Application.name == name))
 
 
 def list_applications() -> list[Application]:

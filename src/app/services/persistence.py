@@ -17,6 +17,7 @@ from app.extensions import db
 from app.models import Event, Rejection, Session, SessionApplication
 from app.services import bulk_postgres
 from app.services.database_errors import is_transient
+from app.services.ingest import raw_excerpt
 from app.services.mouse_metrics import record_mouse_moves
 
 
@@ -171,8 +172,6 @@ def record_poison_message(message: dict) -> None:
     Each event is tried on its own, so one bad event does not take its batch-mates down with it.
     A passing database problem is raised, not recorded: the task retries the whole message then.
     """
-    from app.services.ingest import raw_excerpt
-
     db.session.rollback()
     for part in message_parts(message):
         _record_rejections_committed(part.get("rejections", []))
