@@ -53,8 +53,13 @@ def parse_mix(text: str) -> list[str]:
     return picks
 
 
-def load_worker(args, sessions, deadline, rate_per_thread, results, progress, seed):
-    """One thread's loop: send requests until the deadline; report ids, latencies and statuses."""
+def load_worker(args, sessions, deadline, rate_per_thread, results, progress, seed, phase=0.0):
+    """One thread's loop: send requests until the deadline; report ids, latencies and statuses.
+
+    With a rate, the thread sends every `interval` seconds, starting `phase` of an interval late, so
+    that N threads spread their requests evenly instead of all firing at the same instant (a burst
+    of N every interval is not a steady load, and measured its own queueing).
+    """
     random.seed(seed)
     parts = urlsplit(args.url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=30)
@@ -63,7 +68,7 @@ def load_worker(args, sessions, deadline, rate_per_thread, results, progress, se
     accepted, latencies, statuses = [], [], {}
     per_request = args.batch_size if args.mode == "batch" else 1
     interval = per_request / rate_per_thread if rate_per_thread else 0
-    next_send = time.monotonic()
+    next_send = time.monotonic() + phase * interval - interval
     while time.monotonic() < deadline:
         if interval:
             next_send += interval
@@ -99,8 +104,10 @@ def load_worker(args, sessions, deadline, rate_per_thread, results, progress, se
 def load_process(args, sessions, deadline, rate_per_thread, results, progress, index):
     import threading
 
+    total = args.processes * args.concurrency
     threads = [threading.Thread(target=load_worker, args=(args, sessions, deadline, rate_per_thread, results,
-                                                           progress, index * 1000 + i))
+                                                           progress, index * 1000 + i,
+                                                           (index * args.concurrency + i) / total))
                for i in range(args.concurrency)]
     for thread in threads:
         thread.start()
