@@ -72,8 +72,8 @@ class Config:
         self.CELERY = {
             "broker_url": self.CELERY_BROKER_URL,
             "task_ignore_result": True,
-            "task_serializer": "json",
-            "accept_content": ["json"],
+            "task_serializer": "orjson",  # JSON by orjson: see tasks/serialization.py
+            "accept_content": ["orjson", "json"],
             "task_acks_late": True,
             "task_reject_on_worker_lost": True,
             "worker_prefetch_multiplier": 1,

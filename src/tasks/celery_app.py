@@ -5,10 +5,12 @@ from celery.signals import worker_process_init
 from flask import Flask
 
 from tasks.embedded_transport import register_embedded_transport
+from tasks.serialization import register_orjson
 
 
 def celery_init_app(app: Flask) -> Celery:
     register_embedded_transport()
+    register_orjson()
 
     class FlaskTask(Task):
         def __call__(self, *args, **kwargs):
