@@ -93,3 +93,16 @@ def test_non_object_bodies_are_422(post, body):
 
 def test_deep_nesting_beyond_the_parser_is_400(post):
     assert post(b"[" * 5000 + b"]" * 5000).status_code == 400
+
+
+@pytest.mark.parametrize("points", [
+    [{"x": 1, "y": 2}],  # no t
+    [{"x": 1, "y": 2, "t": "soon"}],
+    [{"x": 1, "y": 2, "t": 1}, {"x": 1}],
+    [{"x": 1, "y": 2, "t": 1}, "a point"],
+])
+def test_broken_mouse_points_are_422_not_500(post, sample, points):
+    # The future-point rule runs even when some points failed to load: it must skip them, not crash.
+    response = post(json.dumps({**sample("mouse_move"), "data": {"points": points}}).encode())
+    assert response.status_code == 422, response.json
+    assert response.json["errors"]["data"]["points"]

@@ -71,6 +71,11 @@ class MouseMovePayload(Schema):
     @validates("points")
     def points_not_in_future(self, points, **kwargs):
         latest = time.time() * 1000 + POINT_CLOCK_SKEW_MS
-        future = [i for i, point in enumerate(points) if point["t"] > latest]
+        # Marshmallow runs this hook even when some points failed to load (they come here as sent,
+        # possibly without a numeric `t`): those already have their own error, so skip them here.
+        future = [
+            i for i, point in enumerate(points)
+            if isinstance(point, dict) and type(point.get("t")) in (int, float) and point["t"] > latest
+        ]
         if future:
             raise ValidationError(f"Points {future[:10]} have a `t` in the future.")
