@@ -1,8 +1,11 @@
 """The event-type registry: one marshmallow schema per (category, name)."""
 
+from collections.abc import Callable
+
 from marshmallow import Schema
 
 from app.event_types.form import FormSubmitPayload
+from app.event_types.json_schema import compile_fast_check
 from app.event_types.mouse import MouseMovePayload
 from app.event_types.page import CtaClickPayload, PageviewPayload
 
@@ -15,13 +18,20 @@ class EventTypeRegistry:
         # Making a schema deep-copies its fields (half the cost of a validation); loading keeps no
         # state on the instance, so one instance per type serves every request thread.
         self._instances: dict[tuple[str, str], Schema] = {}
+        self._fast_checks: dict[tuple[str, str], Callable[[object], bool] | None] = {}
 
     def register(self, category: str, name: str, schema: type[Schema]) -> None:
         self._schemas[(category, name)] = schema
         self._instances[(category, name)] = schema()
+        # Compiled here, once per process: compiling generates and runs Python source.
+        self._fast_checks[(category, name)] = compile_fast_check(self._instances[(category, name)])
 
     def schema_for(self, category: str, name: str) -> Schema | None:
         return self._instances.get((category, name))
+
+    def fast_check_for(self, category: str, name: str) -> Callable[[object], bool] | None:
+        """A compiled check that recognises valid `data` of this type cheaply; None if only the schema can judge."""
+        return self._fast_checks.get((category, name))
 
     def __iter__(self):
         return iter(sorted(self._schemas.items()))
