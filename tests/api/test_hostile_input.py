@@ -106,3 +106,9 @@ def test_broken_mouse_points_are_422_not_500(post, sample, points):
     response = post(json.dumps({**sample("mouse_move"), "data": {"points": points}}).encode())
     assert response.status_code == 422, response.json
     assert response.json["errors"]["data"]["points"]
+
+
+@pytest.mark.parametrize("host", ["www.example.com\n", "www.example.com:80\n", "a.com\nb.com"])
+def test_a_host_with_a_newline_is_422(post, sample, host):
+    response = post(json.dumps(event(sample, data={"host": host, "path": "/"})).encode())
+    assert response.status_code == 422 and response.json["errors"]["data"]["host"]

@@ -5,10 +5,10 @@ import re
 from marshmallow import ValidationError, fields, validate
 
 # RFC 1123 host name (IPv4 addresses match too), with the optional port a browser's
-# `location.host` carries.
+# `location.host` carries. `\Z`, not `$`: Python's `$` also matches before a final newline.
 _HOST_RE = re.compile(
-    r"^(?=.{1,253}(:|$))[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?(?::\d{1,5})?$"
+    r"^(?=.{1,253}(:|\Z))[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?(?::\d{1,5})?\Z"
 )
 
 
