@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
-from sqlalchemy import bindparam, func, select, text, union_all
+from sqlalchemy import bindparam, func, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.extensions import db
@@ -157,12 +157,23 @@ def _window_statement():
 
 _WINDOW = _window_statement()
 
-# The same for every window of a message at once, on PostgreSQL: one round trip, whatever the
-# number of sessions and tabs a (merged) message holds.
-_POSTGRES_WINDOWS = text("""
-SELECT g.i, w.t, w.x, w.y
-FROM unnest(CAST(:sids AS uuid[]), CAST(:tabs AS text[]), CAST(:t_mins AS float8[]),
-            CAST(:t_maxs AS float8[])) WITH ORDINALITY AS g(sid, tab, t_min, t_max, i)
+# On PostgreSQL, one round trip per message for all of its points and windows: the points go in
+# through a data-modifying CTE, which reports the new ones (i = 0); the windows (i = 1, 2, …) read
+# the snapshot from before the statement, so they hold the points as stored before this message,
+# whatever the number of sessions and tabs a (merged) message holds.
+_POSTGRES_POINTS_AND_WINDOWS = """
+WITH new AS (
+    INSERT INTO mouse_points (session_id, tab, t, x, y)
+    SELECT * FROM unnest(%(p_sids)s::uuid[], %(p_tabs)s::text[], %(p_ts)s::float8[], %(p_xs)s::float8[],
+                         %(p_ys)s::float8[])
+    ON CONFLICT DO NOTHING
+    RETURNING session_id, tab, t, x, y
+)
+SELECT 0, session_id::text, tab, t, x, y FROM new
+UNION ALL
+SELECT g.i, NULL, NULL, w.t, w.x, w.y
+FROM unnest(%(w_sids)s::uuid[], %(w_tabs)s::text[], %(w_mins)s::float8[], %(w_maxs)s::float8[])
+     WITH ORDINALITY AS g(sid, tab, t_min, t_max, i)
 CROSS JOIN LATERAL (
     (SELECT p.t, p.x, p.y FROM mouse_points p
      WHERE p.session_id = g.sid AND p.tab = g.tab AND p.t >= g.t_min AND p.t <= g.t_max)
@@ -175,7 +186,7 @@ CROSS JOIN LATERAL (
      WHERE p.session_id = g.sid AND p.tab = g.tab AND p.t > g.t_max
      ORDER BY p.t, p.x, p.y LIMIT 1)
 ) AS w
-""")
+"""
 
 
 @functools.cache
@@ -202,8 +213,11 @@ def record_mouse_moves(new_events: list[dict]) -> list[dict]:
     connection = db.session.connection()
     insert_totals, insert_points = _inserts(connection.dialect.name)
     totals = _lock_totals(connection, insert_totals, sorted({b.session_id for b in batches}))
-    fresh = _insert_points(connection, insert_points, batches)
-    paths = _load_paths(connection, fresh)
+    if connection.dialect.name == "postgresql":
+        fresh, paths = _store_points_postgres(connection, batches)
+    else:
+        fresh = _insert_points(connection, insert_points, batches)
+        paths = _load_paths(connection, fresh)
     metrics = []
     for batch in batches:
         path_key = (batch.session_id, batch.tab)
@@ -211,13 +225,18 @@ def record_mouse_moves(new_events: list[dict]) -> list[dict]:
         for point in new:  # a point sent twice in one message is new once
             fresh[path_key].discard(point)
         metrics.append(_fold(batch, new, paths.get(path_key), totals[batch.session_id]))
-    connection.execute(
-        _UPDATE_TOTALS,
-        [{"sid": sid, "distance": t.distance, "peak": t.peak_velocity, "total_points": t.points}
-         for sid, t in totals.items()],
-    )
-    # One statement, rows in processing order: their ids give the series its order.
-    connection.execute(METRICS.insert(), metrics)
+    if connection.dialect.name == "postgresql":
+        bulk_postgres.save_mouse_totals_and_metrics(
+            connection, [(sid, t.distance, t.peak_velocity, t.points) for sid, t in totals.items()], metrics
+        )
+    else:
+        connection.execute(
+            _UPDATE_TOTALS,
+            [{"sid": sid, "distance": t.distance, "peak": t.peak_velocity, "total_points": t.points}
+             for sid, t in totals.items()],
+        )
+        # One statement, rows in processing order: their ids give the series its order.
+        connection.execute(METRICS.insert(), metrics)
     return [{"session_id": str(m["session_id"]), **_public(m)} for m in metrics]
 
 
@@ -227,24 +246,55 @@ def _lock_totals(connection, insert_totals, session_ids: list[uuid.UUID]) -> dic
     The row lock serialises every message touching a session, across workers, until the commit;
     SQLite needs none, as its single writer is already held since the events were inserted.
     """
-    connection.execute(
-        insert_totals,
-        [{"session_id": sid, "distance": 0.0, "peak_velocity": 0.0, "points": 0} for sid in session_ids],
-    )
-    rows = connection.execute(_LOCK_TOTALS, {"session_ids": session_ids})
+    if connection.dialect.name == "postgresql":
+        rows = bulk_postgres.lock_mouse_totals(connection, session_ids)
+    else:
+        connection.execute(
+            insert_totals,
+            [{"session_id": sid, "distance": 0.0, "peak_velocity": 0.0, "points": 0} for sid in session_ids],
+        )
+        rows = connection.execute(_LOCK_TOTALS, {"session_ids": session_ids})
     return {sid: _Totals(distance, peak, points) for sid, distance, peak, points in rows}
+
+
+def _store_points_postgres(connection, batches: list[MouseBatch]) -> tuple[dict, dict]:
+    """Store every batch's points and load the stored path around them, in one round trip.
+
+    Returns, per (session, tab), the points not stored before, and the path as stored before this
+    message over the span of all of its points there, with one neighbour on each side.
+    """
+    rows = sorted({(b.session_id, b.tab, *point) for b in batches for point in b.points})
+    spans: dict[tuple, tuple[float, float]] = {}
+    for sid, tab, t, _, _ in rows:  # sorted: the first t of a key is its lowest
+        low, _high = spans.get((sid, tab), (t, t))
+        spans[(sid, tab)] = (low, t)
+    keys = list(spans)
+    by_text = {str(sid): sid for sid, _ in keys}
+    with connection.connection.dbapi_connection.cursor() as cursor:
+        cursor.execute(_POSTGRES_POINTS_AND_WINDOWS, {
+            "p_sids": [str(row[0]) for row in rows], "p_tabs": [row[1] for row in rows],
+            "p_ts": [row[2] for row in rows], "p_xs": [row[3] for row in rows], "p_ys": [row[4] for row in rows],
+            "w_sids": [str(sid) for sid, _ in keys], "w_tabs": [tab for _, tab in keys],
+            "w_mins": [spans[key][0] for key in keys], "w_maxs": [spans[key][1] for key in keys],
+        })
+        fresh: dict[tuple, set[Point]] = {}
+        windows: list[list[Point]] = [[] for _ in keys]
+        for i, sid, tab, t, x, y in cursor.fetchall():
+            if i == 0:
+                fresh.setdefault((by_text[sid], tab), set()).add((t, x, y))
+            else:
+                windows[i - 1].append((t, x, y))
+    paths = {key: _TabPath(sorted(window), fresh[key]) for key, window in zip(keys, windows, strict=True)
+             if key in fresh}
+    return fresh, paths
 
 
 def _insert_points(connection, insert_points, batches: list[MouseBatch]) -> dict[tuple, set[Point]]:
     """Store every batch's points; returns, per (session, tab), those not stored before."""
     rows = {(b.session_id, b.tab, *point) for b in batches for point in b.points}
-    if connection.dialect.name == "postgresql":
-        # Profiled: SQLAlchemy's insertmanyvalues spent as much on Python as PostgreSQL on the rows.
-        returned = bulk_postgres.insert_mouse_points(connection, rows)
-    else:
-        returned = connection.execute(
-            insert_points, [{"session_id": sid, "tab": tab, "t": t, "x": x, "y": y} for sid, tab, t, x, y in rows]
-        )
+    returned = connection.execute(
+        insert_points, [{"session_id": sid, "tab": tab, "t": t, "x": x, "y": y} for sid, tab, t, x, y in rows]
+    )
     fresh: dict[tuple, set[Point]] = {}
     for sid, tab, t, x, y in returned:
         fresh.setdefault((sid, tab), set()).add((t, x, y))
@@ -253,22 +303,11 @@ def _insert_points(connection, insert_points, batches: list[MouseBatch]) -> dict
 
 def _load_paths(connection, fresh: dict[tuple, set[Point]]) -> dict[tuple, _TabPath]:
     """The stored path around each tab's new points: those between them and one neighbour each side."""
-    keys = list(fresh)
-    bounds = [(min(fresh[key])[0], max(fresh[key])[0]) for key in keys]
-    if connection.dialect.name == "postgresql":
-        windows: list[list[Point]] = [[] for _ in keys]
-        rows = connection.execute(_POSTGRES_WINDOWS, {
-            "sids": [str(sid) for sid, _ in keys], "tabs": [tab for _, tab in keys],
-            "t_mins": [low for low, _ in bounds], "t_maxs": [high for _, high in bounds],
-        })
-        for i, t, x, y in rows:
-            windows[i - 1].append((t, x, y))
-    else:
-        windows = [
-            list(map(tuple, connection.execute(_WINDOW, {"sid": sid, "tab": tab, "t_min": low, "t_max": high})))
-            for (sid, tab), (low, high) in zip(keys, bounds, strict=True)
-        ]
-    return {key: _TabPath(sorted(window), fresh[key]) for key, window in zip(keys, windows, strict=True)}
+    paths = {}
+    for (sid, tab), points in fresh.items():
+        window = connection.execute(_WINDOW, {"sid": sid, "tab": tab, "t_min": min(points)[0], "t_max": max(points)[0]})
+        paths[(sid, tab)] = _TabPath(sorted(map(tuple, window)), points)
+    return paths
 
 
 def _fold(batch: MouseBatch, new: list[Point], path: _TabPath | None, totals: _Totals) -> dict:

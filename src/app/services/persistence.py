@@ -116,8 +116,7 @@ def _upsert_sessions(new_by_application: list[tuple[int, list[dict]]]) -> None:
     ]
     pairs = sorted(seen_by)
     if _is_postgres():
-        bulk_postgres.upsert_sessions(rows)
-        bulk_postgres.add_session_applications(pairs)
+        bulk_postgres.record_sessions(rows, pairs)
         return
     insert = _insert(Session.__table__).values(rows)
     excluded = insert.excluded
