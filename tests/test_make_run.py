@@ -42,6 +42,24 @@ def read_lines_until(process, names, timeout=90):
     return found
 
 
+def processes_of_session(session: int) -> dict[str, list[int]]:
+    """The celery and gunicorn processes started in one session, by program."""
+    found: dict[str, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+            if os.getsid(int(entry.name)) != session:
+                continue
+        except (OSError, ProcessLookupError):
+            continue
+        for program in ("celery", "gunicorn"):
+            if any(part.endswith(program.encode()) for part in command[:2]):
+                found.setdefault(program, []).append(int(entry.name))
+    return found
+
+
 @pytest.mark.slow
 def test_make_run_serves_and_persists_on_the_embedded_default(fresh_copy, sample):
     port = free_port()
@@ -72,6 +90,11 @@ def test_make_run_serves_and_persists_on_the_embedded_default(fresh_copy, sample
                 stored = connection.execute("SELECT event_id FROM events").fetchall()
             time.sleep(0.2)
         assert [uuid.UUID(row[0]) for row in stored] == [uuid.UUID(event_id)]
+
+        # The worker yields the CPU to the web process (EYE_WORKER_NICE, 10 by default).
+        niceness = {name: {os.getpriority(os.PRIO_PROCESS, pid) for pid in pids}
+                    for name, pids in processes_of_session(process.pid).items()}
+        assert niceness.get("celery") == {10} and niceness.get("gunicorn") == {0}, niceness
 
         listing = urllib.request.Request(found["EYE_URL"] + "/api/v1/applications",
                                          headers={"X-API-Key": found["EYE_ADMIN_KEY"]})
