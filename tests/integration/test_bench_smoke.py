@@ -12,17 +12,23 @@ import pytest
 
 from tests.fixtures.apps import make_key_factory
 from tests.fixtures.processes import ROOT
+from tests.fixtures.services import delete_broker_entities
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def live_service(pg_app, service_env, start_web_process, start_worker_process, run_id):
-    """A web process and a worker on the run's database, with a queue of their own."""
-    env = {**service_env, "EYE_QUEUE": f"{service_env['EYE_QUEUE']}_bench", "PYTHONPATH": str(ROOT / "src")}
-    start_worker_process(env)
-    _, url = start_web_process(env)
-    return url
+def live_service(pg_app, service_env, start_web_process, start_worker_process, broker_url):
+    """A web process and a worker on the run's database, with a queue of their own (removed after)."""
+    queue = f"{service_env['EYE_QUEUE']}_bench"
+    env = {**service_env, "EYE_QUEUE": queue, "PYTHONPATH": str(ROOT / "src")}
+    worker = start_worker_process(env)
+    web, url = start_web_process(env)
+    yield url
+    # Stopped first, so that no consumer declares the queue again once it is gone.
+    web.stop()
+    worker.stop()
+    delete_broker_entities(broker_url, [queue], [queue])
 
 
 def run_bench(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
