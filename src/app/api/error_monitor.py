@@ -13,6 +13,7 @@ from app.api.schemas import (
     QueryText,
     TimeWindowQuery,
     document_errors,
+    split_page_query,
 )
 from app.services.error_summary import error_summary
 from app.services.queries import RejectionFilters, list_rejections
@@ -74,8 +75,7 @@ class Rejections(MethodView):
     @blp.arguments(RejectionQuery, location="query", unknown=RAISE)
     def get(self, query):
         """List rejected events in the order they were received, a page at a time"""
-        filters = dict(query)
-        limit, cursor = filters.pop("limit"), filters.pop("cursor", None)
+        filters, limit, cursor = split_page_query(query)
         return list_rejections(RejectionFilters(**filters), limit, cursor)
 
 

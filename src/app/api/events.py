@@ -7,7 +7,7 @@ from marshmallow import RAISE, Schema, fields
 
 from app.api.auth import SECURITY, current_principal, require_scope
 from app.api.request_body import read_json_body
-from app.api.schemas import PAGE_ERRORS, ErrorBody, EventFilterQuery, EventPage, document_errors
+from app.api.schemas import PAGE_ERRORS, ErrorBody, EventFilterQuery, EventPage, document_errors, split_page_query
 from app.services.event_validation import INVALID_EVENT, EventEnvelope
 from app.services.ingest import NotAllowed, check_allowed, ingest_events, record_request_rejection
 from app.services.publishing import BrokerUnavailable
@@ -89,8 +89,7 @@ class Events(MethodView):
     @blp.arguments(EventQuery, location="query", unknown=RAISE)
     def get(self, query):
         """List stored events by timestamp (ties by arrival), a page at a time"""
-        filters = dict(query)
-        limit, cursor = filters.pop("limit"), filters.pop("cursor", None)
+        filters, limit, cursor = split_page_query(query)
         return list_events(EventFilters(**filters), limit, cursor)
 
 

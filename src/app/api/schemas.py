@@ -80,6 +80,12 @@ class PageQuery(TimeWindowQuery):
     cursor = fields.String(metadata={"description": "`next_cursor` of the previous page (empty: the first page)"})
 
 
+def split_page_query(query: dict, **extra) -> tuple[dict, int, str | None]:
+    """A loaded PageQuery as (its filters, with `extra` added; the limit; the cursor or None)."""
+    filters = {**query, **extra}
+    return filters, filters.pop("limit"), filters.pop("cursor", None)
+
+
 class EventFilterQuery(PageQuery):
     """Filters of an event listing; each one is served by an index."""
 

@@ -14,6 +14,7 @@ from app.api.schemas import (
     EventPage,
     document_errors,
     parse_session_id,
+    split_page_query,
 )
 from app.services.queries import EventFilters, list_events, session_exists, session_summary
 
@@ -54,8 +55,7 @@ class SessionEvents(MethodView):
     @blp.arguments(EventFilterQuery, location="query", unknown=RAISE)
     def get(self, query, session_id: str):
         """A session's events by timestamp (ties by arrival), a page at a time"""
-        filters = dict(query, session_id=parse_session_id(session_id))
-        limit, cursor = filters.pop("limit"), filters.pop("cursor", None)
+        filters, limit, cursor = split_page_query(query, session_id=parse_session_id(session_id))
         if not session_exists(filters["session_id"]):
             abort(404, message=f"No event of session {session_id} is stored.")
         return list_events(EventFilters(**filters), limit, cursor)

@@ -15,8 +15,10 @@ from psycopg2.extras import Json, execute_values
 from app.extensions import db
 
 
-def _cursor():
-    return db.session.connection().connection.dbapi_connection.cursor()
+def raw_cursor(connection=None):
+    """A psycopg2 cursor on `connection` (default: the session's), inside its transaction."""
+    connection = db.session.connection() if connection is None else connection
+    return connection.connection.dbapi_connection.cursor()
 
 
 def _json(value) -> Json:
@@ -30,7 +32,7 @@ def insert_events(rows: list[dict]) -> set[uuid.UUID]:
          _json(r["data"]), r["timestamp"], r["received_at"])
         for r in rows
     ]
-    with _cursor() as cursor:
+    with raw_cursor() as cursor:
         returned = execute_values(
             cursor,
             "INSERT INTO events (application_id, event_id, session_id, category, name, data, timestamp, received_at) "
@@ -49,7 +51,7 @@ def record_sessions(rows: list[dict], pairs: list[tuple[str, int]]) -> None:
     Concurrent workers add up, never overwrite. Both statements go in one round trip; rows come
     sorted, so every worker locks sessions in the same order and none deadlocks on them.
     """
-    with _cursor() as cursor:
+    with raw_cursor() as cursor:
         cursor.execute(
             "INSERT INTO sessions (session_id, first_event_at, last_event_at, event_count) "
             "SELECT * FROM unnest(%(sids)s::uuid[], %(firsts)s::timestamptz[], %(lasts)s::timestamptz[], "
@@ -77,7 +79,7 @@ def lock_mouse_totals(connection, session_ids: list[uuid.UUID]) -> list[tuple]:
     Returns (session_id, distance, peak_velocity, points) rows. `session_ids` must be sorted: rows
     are made and locked in that order, the same in every worker.
     """
-    with connection.connection.dbapi_connection.cursor() as cursor:
+    with raw_cursor(connection) as cursor:
         cursor.execute(
             "INSERT INTO mouse_totals (session_id, distance, peak_velocity, points) "
             "SELECT unnest(%(sids)s::uuid[]), 0, 0, 0 ON CONFLICT (session_id) DO NOTHING; "
@@ -97,7 +99,7 @@ def save_mouse_totals_and_metrics(connection, totals: list[tuple], metrics: list
     `totals` holds (session_id, distance, peak_velocity, points); metric rows get their ids in the
     order given, which is the series' order.
     """
-    with connection.connection.dbapi_connection.cursor() as cursor:
+    with raw_cursor(connection) as cursor:
         cursor.execute(
             "UPDATE mouse_totals AS m SET distance = v.distance, peak_velocity = v.peak_velocity, "
             "points = v.points, updated_at = now() "

@@ -270,7 +270,7 @@ def _store_points_postgres(connection, batches: list[MouseBatch]) -> tuple[dict,
         spans[(sid, tab)] = (low, t)
     keys = list(spans)
     by_text = {str(sid): sid for sid, _ in keys}
-    with connection.connection.dbapi_connection.cursor() as cursor:
+    with bulk_postgres.raw_cursor(connection) as cursor:
         cursor.execute(_POSTGRES_POINTS_AND_WINDOWS, {
             "p_sids": [str(row[0]) for row in rows], "p_tabs": [row[1] for row in rows],
             "p_ts": [row[2] for row in rows], "p_xs": [row[3] for row in rows], "p_ys": [row[4] for row in rows],
