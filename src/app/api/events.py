@@ -1,6 +1,5 @@
 """Events: sending them (ingest scope) and reading them back (read scope)."""
 
-from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from marshmallow import RAISE, Schema, fields
@@ -46,7 +45,7 @@ class EventQuery(EventFilterQuery):
 def _ingest(items: list):
     principal = current_principal()
     try:
-        return ingest_events(principal, items, request.content_length or 0)
+        return ingest_events(principal, items)
     except BrokerUnavailable:
         abort(
             503,

@@ -5,13 +5,18 @@ from flask import request
 from flask_smorest import abort
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from app.services import json_numbers
 from app.services.event_validation import BODY_TOO_LARGE, MALFORMED_JSON, UNSUPPORTED_MEDIA_TYPE
 from app.services.ingest import record_request_rejection
 from app.services.keys import Principal
 
 
 def read_json_body(principal: Principal):
-    """The parsed body; aborts with 415, 413 or 400 (each recorded in the errors store)."""
+    """The parsed body; aborts with 415, 413 or 400 (each recorded in the errors store).
+
+    A number that would not be stored exactly comes back as a json_numbers.InexactNumber, which
+    validation refuses in the item holding it.
+    """
     if request.mimetype != "application/json":
         record_request_rejection(
             principal, UNSUPPORTED_MEDIA_TYPE,
@@ -27,7 +32,7 @@ def read_json_body(principal: Principal):
         record_request_rejection(principal, MALFORMED_JSON, {"_body": ["Empty body."]}, raw)
         abort(400, message="The body is empty; send a JSON object.")
     try:
-        return orjson.loads(raw)
+        return json_numbers.loads(raw)
     except orjson.JSONDecodeError as exc:
         reason = f"Not valid JSON: {exc}."
         record_request_rejection(principal, MALFORMED_JSON, {"_body": [reason]}, raw)

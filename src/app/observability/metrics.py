@@ -12,6 +12,10 @@ PUBLISH_SECONDS = Histogram(
     "eye_publish_seconds", "Time from handing a request's events to the publisher to the broker's confirm",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+MESSAGE_ENCODING_FAILURES = Counter(
+    "eye_message_encoding_failures_total",
+    "Ingest message parts the encoder refused (a bug, not an outage): their rejections were stored as text",
+)
 EVENTS_PERSISTED = Counter("eye_events_persisted_total", "New events stored by the workers")
 TASK_FAILURES = Counter("eye_task_failures_total", "Ingest tasks that failed, by reason", ["reason"])
 TASK_RETRIES = Counter("eye_task_retries_total", "Ingest tasks retried because the database was unavailable")

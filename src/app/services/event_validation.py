@@ -11,6 +11,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from app.event_types import EventTypeRegistry
 from app.event_types.json_schema import compile_fast_check
+from app.services.json_numbers import string_keys, unencodable_errors
 from app.timestamps import utc_instant
 
 MAX_DATA_BYTES = 32 * 1024
@@ -121,14 +122,16 @@ def nesting_depth(value, depth: int = 1) -> int:
     return deepest
 
 
-def has_nul(value) -> bool:
-    """Whether any string or key in a JSON value holds a NUL character."""
+def has_nul(value, encoded: bytes | None = None) -> bool:
+    """Whether any string or key in a JSON value holds a NUL character (`encoded`: its JSON, if known)."""
     # orjson writes every NUL as the escape \u0000: without that text in its JSON, there is none.
-    try:
-        if b"\\u0000" not in orjson.dumps(value):
-            return False
-    except TypeError:
-        pass  # an integer wider than 64 bits (orjson.loads never makes one; other callers might)
+    if encoded is None:
+        try:
+            encoded = orjson.dumps(value)
+        except TypeError:
+            return _holds_nul(value)
+    if b"\\u0000" not in encoded:
+        return False
     return _holds_nul(value)
 
 
@@ -157,7 +160,7 @@ def _load_envelope(item: dict, fast_check: Callable[[object], bool] | None) -> t
     try:
         return _ENVELOPE.load(item), {}
     except ValidationError as exc:
-        return None, exc.normalized_messages()
+        return None, string_keys(exc.normalized_messages())
 
 
 def _payload_errors(data: dict, schema: Schema | None, fast_check: Callable[[object], bool] | None) -> dict:
@@ -169,7 +172,7 @@ def _payload_errors(data: dict, schema: Schema | None, fast_check: Callable[[obj
     try:
         schema.load(data)
     except ValidationError as exc:
-        return exc.normalized_messages()
+        return string_keys(exc.normalized_messages())
     return {}
 
 
@@ -189,7 +192,16 @@ def validate_event(
     if nesting_depth(item) > MAX_DEPTH:
         verdict.kind, verdict.errors = INVALID_EVENT, {"_schema": [f"Nesting deeper than {MAX_DEPTH}."]}
         return verdict
-    if has_nul(item):
+    # The check uses the very encoder that carries accepted events to the worker: what it cannot
+    # write exactly (a number orjson would round, see json_numbers) is refused here, naming the field,
+    # never found later as a failed publish.
+    try:
+        encoded = orjson.dumps(item)
+    except TypeError:
+        verdict.kind = INVALID_EVENT
+        verdict.errors = unencodable_errors(item) or {"_schema": ["Not representable as JSON."]}
+        return verdict
+    if has_nul(item, encoded):
         verdict.kind = INVALID_EVENT
         verdict.errors = {"_schema": ["Strings must not contain the NUL character (\\u0000)."]}
         return verdict

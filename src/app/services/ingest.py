@@ -6,12 +6,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import orjson
 from flask import current_app
 
 from app.event_types import registry
 from app.observability.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED, PUBLISH_SECONDS
 from app.services.event_validation import Verdict, validate_event
+from app.services.json_numbers import dumps_as_sent
 from app.services.keys import Principal
 from app.services.publishing import BrokerUnavailable, publish_part
 
@@ -47,7 +47,7 @@ def raw_excerpt(raw) -> str:
         text = raw[:RAW_LIMIT].decode("utf-8", errors="replace")
     else:
         try:
-            text = orjson.dumps(raw).decode()
+            text = dumps_as_sent(raw).decode()
         except TypeError:
             text = repr(raw)
     # PostgreSQL's text cannot hold NUL; keep it visible rather than failing the worker.
@@ -81,7 +81,7 @@ def check_allowed(principal: Principal, items: list) -> None:
             raise NotAllowed("This token may only send mouse / move events for its own session.")
 
 
-def ingest_events(principal: Principal, items: list, size: int = 0) -> IngestResult:
+def ingest_events(principal: Principal, items: list) -> IngestResult:
     """Validate each item, then publish the accepted ones and the rejections in one message.
 
     Raises BrokerUnavailable when the broker did not confirm: nothing is accepted then.
@@ -110,7 +110,7 @@ def ingest_events(principal: Principal, items: list, size: int = 0) -> IngestRes
     }
     started = time.perf_counter()
     try:
-        publish_part(message, size)
+        publish_part(message)
     except BrokerUnavailable:
         if message["events"]:
             raise
@@ -139,6 +139,6 @@ def record_request_rejection(principal: Principal | None, kind: str, errors: dic
         "rejections": [rejection_record(principal, kind, errors, raw, received_at)],
     }
     try:
-        publish_part(message, len(message["rejections"][0]["raw"]))
+        publish_part(message)
     except BrokerUnavailable:
         log.warning("could not record a %s rejection: broker unavailable", kind)

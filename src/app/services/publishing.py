@@ -4,6 +4,10 @@ Request threads do not publish themselves: they hand their part to one publisher
 process, which sends everything waiting as ONE message and waits for ONE publisher confirm, then
 releases all of those requests at once. Under load that turns hundreds of confirm round trips (and
 hundreds of worker tasks) into a few; when idle a part goes out at once, with no added delay.
+
+Each request encodes its own part, in its own thread, before handing it over: the merged message
+only splices those bytes together (orjson.Fragment). So a part that cannot be encoded fails alone,
+before it reaches the merge, and can never fail the other requests' parts of the same message.
 """
 
 import logging
@@ -11,7 +15,10 @@ import queue
 import threading
 from dataclasses import dataclass, field
 
+import orjson
 from flask import current_app
+
+from app.observability.metrics import MESSAGE_ENCODING_FAILURES
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +34,8 @@ class BrokerUnavailable(Exception):
 
 @dataclass
 class _Pending:
-    part: dict
+    part: orjson.Fragment
+    events: int
     size: int
     done: threading.Event = field(default_factory=threading.Event)
     error: Exception | None = None
@@ -43,10 +51,11 @@ class BatchingPublisher:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def publish(self, part: dict, size: int) -> None:
+    def publish(self, part: dict) -> None:
         """Block until `part` is confirmed by the broker; BrokerUnavailable otherwise."""
+        encoded = encode_part(part)
         self._ensure_thread()
-        pending = _Pending(part, size)
+        pending = _Pending(orjson.Fragment(encoded), len(part["events"]), len(encoded))
         self._queue.put(pending)
         # A hard cap under the contract's 2 s: behind a publish that is itself timing out (connect
         # plus confirm can take twice the timeout), a request answers 503 rather than wait its turn.
@@ -66,19 +75,20 @@ class BatchingPublisher:
     def _run(self) -> None:
         while True:
             batch = [self._queue.get()]
-            events, size = len(batch[0].part["events"]), batch[0].size
+            events, size = batch[0].events, batch[0].size
             while events < MAX_EVENTS_PER_MESSAGE and size < MAX_BYTES_PER_MESSAGE:
                 try:
                     pending = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 batch.append(pending)
-                events += len(pending.part["events"])
+                events += pending.events
                 size += pending.size
             error = None
             try:
                 self._send({"parts": [pending.part for pending in batch]}, events)
             except Exception as exc:  # kombu/amqp raise many kinds: all mean "not confirmed"
+                # (Not an encoding error: every part was encoded by its own request already.)
                 log.warning("broker did not confirm an ingest message: %s", type(exc).__name__)
                 error = exc
             for pending in batch:
@@ -102,7 +112,24 @@ class BatchingPublisher:
         )
 
 
-def publish_part(part: dict, size: int) -> None:
+def encode_part(part: dict) -> bytes:
+    """A part as the JSON the worker reads, encoded exactly; a rejection that cannot be is made safe.
+
+    Validation refuses any event the encoder cannot write (event_validation), so a failure here is a
+    bug of ours, not an outage: it is logged and counted, and the part is still sent, its rejections'
+    values written as text, so the record of each refusal is kept.
+    """
+    try:
+        return orjson.dumps(part)
+    except TypeError as exc:
+        MESSAGE_ENCODING_FAILURES.inc()
+        log.error("an ingest message part could not be encoded (%s); its rejections are stored as text", exc)
+    # The events alone were checked by that same encoder; only the rejections' errors and raw items
+    # can hold what it refuses (a key that is not a string, a value of no JSON type).
+    return orjson.dumps(part, default=str, option=orjson.OPT_NON_STR_KEYS)
+
+
+def publish_part(part: dict) -> None:
     """Publish one request's part (its accepted events and rejections) with publisher confirms."""
     app = current_app._get_current_object()
     publisher = app.extensions.get("eye_publisher")
@@ -110,4 +137,4 @@ def publish_part(part: dict, size: int) -> None:
         publisher = app.extensions.setdefault(
             "eye_publisher", BatchingPublisher(app.extensions["celery"], app.config["EYE_PUBLISH_TIMEOUT"])
         )
-    publisher.publish(part, size)
+    publisher.publish(part)
