@@ -14,4 +14,5 @@ USER eye
 
 ENV FLASK_APP=app
 EXPOSE 8000
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--worker-class", "gthread", "--workers", "1", "--threads", "64", "app:create_app()"]
+# The launcher's gunicorn config (gthread, JSON logs, the lingering close of early refusals).
+CMD ["gunicorn", "--config", "python:app.observability.gunicorn_conf", "--bind", "0.0.0.0:8000", "--workers", "1", "--threads", "64", "app:create_app()"]
