@@ -33,6 +33,7 @@ def create_app(config: Config | dict | None = None) -> Flask:
         app,
         message_queue=app.config["SOCKETIO_MESSAGE_QUEUE"],
         channel=app.config["EYE_SOCKETIO_CHANNEL"],
+        transports=app.config["EYE_SOCKETIO_TRANSPORTS"],
     )
 
     for resource in (health, events, sessions, mouse_metrics, error_monitor, event_types, applications):

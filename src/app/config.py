@@ -6,7 +6,7 @@ from pathlib import Path
 
 def _bool(name: str, default: bool = False) -> bool:
     value = os.environ.get(name)
-    if value is None:
+    if value is None or not value.strip():  # unset, or left empty (as compose passes an unset ${VAR:-})
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
@@ -41,6 +41,14 @@ class Config:
         # Names of the queue and Socket.IO channel; tests give each run its own.
         self.EYE_QUEUE = env.get("EYE_QUEUE", "eye.events")
         self.EYE_SOCKETIO_CHANNEL = env.get("EYE_SOCKETIO_CHANNEL", "eye-socketio")
+        # Socket.IO transports the server accepts, in the order /dashboard tries them. A WebSocket is
+        # one connection, held by one web process. Long-polling spreads a session over many requests,
+        # and each must reach the process that holds the session: with several web processes on one
+        # port (EYE_WEB_PROCESSES, i.e. gunicorn --workers N) nothing routes them so, and the other
+        # process answers 400 "Invalid session". So polling is on by default for one web process
+        # only; EYE_SOCKETIO_POLLING=1 turns it on behind a balancer with sticky sessions.
+        polling = _bool("EYE_SOCKETIO_POLLING", default=int(env.get("EYE_WEB_PROCESSES") or "1") <= 1)
+        self.EYE_SOCKETIO_TRANSPORTS = ["websocket", "polling"] if polling else ["websocket"]
         # Seconds the API waits for the broker (connect + publisher confirm) before answering 503.
         self.EYE_PUBLISH_TIMEOUT = float(env.get("EYE_PUBLISH_TIMEOUT", "1.0"))
 

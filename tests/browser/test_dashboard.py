@@ -2,21 +2,17 @@
 service (gunicorn web + celery worker on PostgreSQL and RabbitMQ), the distance it plots."""
 
 import math
-import os
 import re
-import time
 import uuid
 from html.parser import HTMLParser
 from itertools import pairwise
 
 import pytest
 
+from tests.browser.conftest import CHROMIUM_ARGS, block_websocket, wait_in_page
 from tests.fixtures.apps import wait_for
-from tests.fixtures.processes import ROOT
-from tests.fixtures.services import delete_broker_entities, services_required
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+from tests.fixtures.processes import ROOT, free_port
+from tests.fixtures.services import delete_broker_entities
 
 
 class InlineCode(HTMLParser):
@@ -78,16 +74,6 @@ def test_the_token_is_bound_to_a_fresh_session_for_mouse_moves_only(embedded_cli
 
 
 @pytest.fixture
-def chromium_path() -> str:
-    """Debian's Chromium (never a downloaded browser); skips, or fails when services are required."""
-    if not os.access(CHROMIUM, os.X_OK):
-        if services_required():
-            pytest.fail(f"{CHROMIUM} is required (EYE_REQUIRE_SERVICES=1): apt-get install -y chromium")
-        pytest.skip(f"needs Debian's Chromium at {CHROMIUM} (apt-get install -y chromium)")
-    return CHROMIUM
-
-
-@pytest.fixture
 def live_service(pg_app, service_env, broker_url, start_worker_process, start_web_process) -> str:
     """The real service as in production: a gunicorn web process and a celery worker; its URL.
 
@@ -109,17 +95,6 @@ def live_service(pg_app, service_env, broker_url, start_worker_process, start_we
 # the order they were drawn in, so the path's length is known exactly.
 PATH = [(60, 80), (660, 80), (660, 420), (1000, 620)]
 PATH_LENGTH = sum(math.dist(a, b) for a, b in pairwise(PATH))
-
-
-def wait_in_page(page, expression: str, timeout: float = 15) -> None:
-    """Poll a JavaScript expression from here: the page's CSP forbids the eval wait_for_function uses."""
-    deadline = time.monotonic() + timeout
-    while not page.evaluate(expression):
-        if time.monotonic() > deadline:
-            state = page.evaluate("JSON.stringify(window.eyeDashboard, ['ready', 'connected', 'sentPoints',"
-                                  " 'error', 'latest', 'distance', 'points'])")
-            pytest.fail(f"{expression!r} still false after {timeout} s; the page's state: {state}")
-        time.sleep(0.1)
 
 
 @pytest.mark.browser
@@ -151,6 +126,30 @@ def test_the_chart_reaches_the_distance_the_mouse_travelled(chromium_path, live_
             assert state["latest"]["points"] >= 100 and state["sent"] >= 100
             assert state["status"].startswith("connected") and "points sent" in state["status"]
             assert problems == []  # no script error, no CSP violation
+        finally:
+            browser.close()
+
+
+@pytest.mark.browser
+def test_where_websocket_is_blocked_one_web_process_serves_the_chart_by_long_polling(chromium_path, live_service):
+    """One web process holds every request of a session, so the page may fall back to long-polling."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 720})
+            block_websocket(page, free_port())
+            page.goto(f"{live_service}/dashboard")
+            wait_in_page(page, "window.eyeDashboard.ready && window.eyeDashboard.connected")
+            page.mouse.move(*PATH[0])
+            for x, y in PATH[1:]:
+                page.mouse.move(x, y, steps=40)
+                page.wait_for_timeout(400)  # several batches: see test_dashboard_two_web.chart_a_path
+            wait_in_page(page, f"Math.abs((window.eyeDashboard.latest || {{}}).distance - {PATH_LENGTH})"
+                               f" <= {0.01 * PATH_LENGTH}", timeout=20)
+            status = page.evaluate("document.getElementById('status').textContent")
+            assert status.startswith("connected (polling)")
         finally:
             browser.close()
 

@@ -27,7 +27,8 @@ def secure_headers(response):
 @blp.get("")
 def page():
     """The live chart of this page's own mouse movement."""
-    return render_template("dashboard.html")
+    # The page's Socket.IO client tries the transports the server accepts, in this order.
+    return render_template("dashboard.html", transports=current_app.config["EYE_SOCKETIO_TRANSPORTS"])
 
 
 @blp.post("/token")

@@ -11,6 +11,7 @@
   var state = window.eyeDashboard = {
     ready: false,
     connected: false,
+    transport: null, // "websocket", or "polling" where the server offers it and WebSocket failed
     sessionId: null,
     sentPoints: 0,
     lastRoundTripMs: null,
@@ -28,7 +29,7 @@
 
   function showStatus() {
     var parts = [
-      state.error || (state.connected ? "connected" : "not connected"),
+      state.error || (state.connected ? "connected (" + state.transport + ")" : "not connected"),
       state.sentPoints + " points sent",
       "last round trip " + (state.lastRoundTripMs === null ? "–" : Math.round(state.lastRoundTripMs) + " ms")
     ];
@@ -104,12 +105,31 @@
     redraw();
   }
 
+  // The transports the server accepts, WebSocket first. A WebSocket is one connection, so it stays
+  // with the web process that holds its session, however many processes share the port. The server
+  // offers long-polling (several requests per session, each of which must reach that same process)
+  // only where that holds: then it is the fallback for networks that block WebSocket.
+  function offeredTransports() {
+    var offered = (document.body.getAttribute("data-socketio-transports") || "").split(" ");
+    offered = offered.filter(function (name) { return name; });
+    return offered.length ? offered : ["websocket"];
+  }
+
   function connect(grant) {
-    var socket = window.io({auth: {token: grant.token}});
+    var transports = offeredTransports();
+    var socket = window.io({auth: {token: grant.token}, transports: transports,
+                            tryAllTransports: transports.length > 1});
     socket.on("connect", function () {
       state.connected = true;
+      state.transport = socket.io.engine.transport.name;
       state.error = null;
       showStatus();
+    });
+    socket.io.on("open", function () {
+      socket.io.engine.on("upgrade", function (transport) {
+        state.transport = transport.name;
+        showStatus();
+      });
     });
     socket.on("disconnect", function () {
       state.connected = false;
