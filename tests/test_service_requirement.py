@@ -1,4 +1,7 @@
-"""Without the real servers the suite skips what needs them, and says why; EYE_REQUIRE_SERVICES=1 fails."""
+"""Without the real servers the suite skips what needs them, and says why; EYE_REQUIRE_SERVICES=1 fails.
+
+A missing PostgreSQL is no skip: the tests then run on an embedded one (tests/fixtures/services.py).
+"""
 
 import os
 import subprocess
@@ -15,6 +18,7 @@ def run_integration_test(require: bool) -> subprocess.CompletedProcess:
            "EYE_TEST_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/postgres",
            "EYE_TEST_BROKER_URL": f"amqp://guest:guest@127.0.0.1:{free_port()}//"}
     env.pop("EYE_REQUIRE_SERVICES", None)
+    env.pop("EYE_TEST_EMBEDDED_DATABASE", None)
     if require:
         env["EYE_REQUIRE_SERVICES"] = "1"
     return subprocess.run(
@@ -28,10 +32,12 @@ def test_missing_servers_are_a_skip_with_a_reason():
     result = run_integration_test(require=False)
     assert result.returncode == 0, result.stdout
     assert "1 skipped" in result.stdout
-    assert "needs PostgreSQL" in result.stdout and "EYE_REQUIRE_SERVICES=1" in result.stdout
+    # The database came up embedded; the broker has no stand-in.
+    assert "needs PostgreSQL" not in result.stdout
+    assert "needs RabbitMQ" in result.stdout and "EYE_REQUIRE_SERVICES=1" in result.stdout
 
 
 def test_missing_servers_fail_when_required():
     result = run_integration_test(require=True)
     assert result.returncode != 0
-    assert "required (EYE_REQUIRE_SERVICES=1)" in result.stdout
+    assert "PostgreSQL is required (EYE_REQUIRE_SERVICES=1)" in result.stdout
