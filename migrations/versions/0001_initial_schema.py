@@ -26,7 +26,7 @@ def upgrade():
     sa.UniqueConstraint('name')
     )
     op.create_table('mouse_metrics',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
     sa.Column('session_id', sa.Uuid(), nullable=False),
     sa.Column('event_id', sa.Uuid(), nullable=False),
     sa.Column('t', sa.Float(), nullable=False),
@@ -68,7 +68,7 @@ def upgrade():
     sa.Column('application_id', sa.Integer(), nullable=False),
     sa.Column('prefix', sa.String(length=16), nullable=False),
     sa.Column('key_hash', sa.String(length=64), nullable=False),
-    sa.Column('scopes', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('scopes', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('CURRENT_TIMESTAMP'), nullable=False),
     sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['application_id'], ['applications.id'], ondelete='CASCADE'),
@@ -76,13 +76,13 @@ def upgrade():
     sa.UniqueConstraint('prefix')
     )
     op.create_table('events',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
     sa.Column('application_id', sa.Integer(), nullable=False),
     sa.Column('event_id', sa.Uuid(), nullable=False),
     sa.Column('session_id', sa.Uuid(), nullable=False),
     sa.Column('category', sa.String(length=64), nullable=False),
     sa.Column('name', sa.String(length=64), nullable=False),
-    sa.Column('data', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('data', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
     sa.Column('timestamp', sa.DateTime(timezone=True), nullable=False),
     sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['application_id'], ['applications.id'], ),
@@ -103,7 +103,7 @@ def upgrade():
     sa.Column('kind', sa.String(length=32), nullable=False),
     sa.Column('category', sa.String(length=64), nullable=True),
     sa.Column('name', sa.String(length=64), nullable=True),
-    sa.Column('errors', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('errors', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
     sa.Column('raw', sa.Text(), nullable=False),
     sa.ForeignKeyConstraint(['application_id'], ['applications.id'], ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id')

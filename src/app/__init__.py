@@ -18,12 +18,18 @@ def create_app(config: Config | dict | None = None) -> Flask:
     from app.api.openapi import document_registry
     from app.dashboard import live  # noqa: F401  (before socketio.init_app: see its docstring)
     from app.dashboard import views as dashboard
+    from app.event_types import init_app as init_event_types
     from app.extensions import api, db, migrate, socketio
+    from app.ingest.validation import envelope_check
     from app.observability import logs, metrics
     from app.rate_limits import init_rate_limits
+    from app.services import keys
     from tasks.celery_app import celery_init_app
 
+    init_event_types(app)  # first: the OpenAPI document and the views read it
+    envelope_check()  # compiled now, not in the first request
     db.init_app(app)
+    keys.init_app(app)
     migrate.init_app(app, db, directory=str(_migrations_dir()))
     celery_init_app(app)
     api.init_app(app)
@@ -40,7 +46,7 @@ def create_app(config: Config | dict | None = None) -> Flask:
         api.register_blueprint(resource.blp)
     app.register_blueprint(dashboard.blp)
     app.register_blueprint(metrics.blp)
-    document_registry(api)
+    document_registry(api, app.extensions["event_types"])
     cli.init_app(app)
     return app
 

@@ -12,12 +12,21 @@ def _bool(name: str, default: bool = False) -> bool:
 
 
 def data_dir() -> Path:
-    """Where the embedded default keeps its SQLite file and broker folders."""
+    """Where the embedded default keeps its PostgreSQL data folder and broker folders."""
     return Path(os.environ.get("EYE_DATA_DIR", Path.cwd() / "var")).resolve()
 
 
+def embedded_database_folder() -> Path:
+    return data_dir() / "postgres"
+
+
 def embedded_database_url() -> str:
-    return f"sqlite:///{data_dir() / 'eye.db'}"
+    """The embedded server's database: the one `make run` runs (it starts the server and passes its
+    URL on in DATABASE_URL); otherwise the socket it would have, which answers once it runs."""
+    from app.embedded_database import url_of_running
+
+    folder = embedded_database_folder()
+    return url_of_running(folder) or f"postgresql://postgres@/eye?host={folder}"
 
 
 # The embedded broker: kombu's filesystem transport, patched to write atomically (see
@@ -33,7 +42,7 @@ class Config:
         self.SECRET_KEY = env.get("SECRET_KEY") or env.get("EYE_SECRET_KEY") or _dev_secret()
         self.SQLALCHEMY_DATABASE_URI = env.get("DATABASE_URL") or embedded_database_url()
         self.SQLALCHEMY_DATABASE_URI = _with_driver(self.SQLALCHEMY_DATABASE_URI)
-        self.SQLALCHEMY_ENGINE_OPTIONS = _engine_options(self.SQLALCHEMY_DATABASE_URI)
+        self.SQLALCHEMY_ENGINE_OPTIONS = _engine_options()
         self.SQLALCHEMY_TRACK_MODIFICATIONS = False
 
         self.CELERY_BROKER_URL = env.get("CELERY_BROKER_URL") or EMBEDDED_BROKER_URL
@@ -101,11 +110,11 @@ def _with_driver(url: str) -> str:
     return url
 
 
-def _engine_options(url: str) -> dict:
-    if url.startswith("sqlite"):
-        # The web process and the worker share one file: wait for the other's write lock.
-        return {"connect_args": {"timeout": 30}}
-    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10}
+def _engine_options() -> dict:
+    # Every session speaks UTC, whatever the server's own time zone (an embedded server takes the
+    # machine's): timestamps come back as +00:00, as the API shows them.
+    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10,
+            "connect_args": {"options": "-c timezone=UTC"}}
 
 
 def _broker_transport_options(config: Config) -> dict:

@@ -6,7 +6,7 @@ from flask import jsonify
 from flask_smorest import Api
 from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError
 
-from app.services.pagination import BadCursor
+from app.queries.pagination import BadCursor
 
 
 def error_body(code: int, message: str | None = None, errors=None, **extra) -> dict:

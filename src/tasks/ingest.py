@@ -6,9 +6,10 @@ from celery import shared_task
 
 from app.dashboard.broadcast import emit_mouse_metrics
 from app.extensions import db
+from app.messages import PERSIST_EVENTS_TASK
 from app.observability.metrics import EVENTS_PERSISTED, MOUSE_METRICS_EMITTED, TASK_FAILURES, TASK_RETRIES
-from app.services.database_errors import is_transient
-from app.services.persistence import persist_batch, record_poison_message
+from app.storage.database_errors import is_transient
+from app.storage.message import record_poison_message, store_message
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +19,7 @@ class DatabaseUnavailable(Exception):
 
 
 @shared_task(
-    name="eye.persist_events",
+    name=PERSIST_EVENTS_TASK,
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
@@ -31,7 +32,7 @@ class DatabaseUnavailable(Exception):
 def persist_events(self, message: dict) -> None:
     """Persist one ingest message; running it twice stores nothing twice."""
     try:
-        persisted = persist_batch(message)
+        persisted = store_message(message)
     except Exception as exc:
         _reset_session()
         _retry_if_transient(self, exc)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.fixtures.apps import make_key_factory, migrated_app
+from tests.fixtures.apps import make_key_factory
 
 
 @pytest.fixture
@@ -62,10 +62,8 @@ def test_admin_routes_need_the_admin_scope(embedded_client, embedded_key, scopes
     assert embedded_client.get("/api/v1/applications").status_code == 401
 
 
-def test_rate_limit_per_key_answers_429_with_retry_after(tmp_path):
-    env = {"EYE_DATA_DIR": str(tmp_path), "DATABASE_URL": "", "CELERY_BROKER_URL": "", "SOCKETIO_MESSAGE_QUEUE": "",
-           "EYE_RATE_LIMIT": "5/minute"}
-    app = migrated_app(**env)
+def test_rate_limit_per_key_answers_429_with_retry_after(make_embedded_app):
+    app = make_embedded_app(EYE_RATE_LIMIT="5/minute")
     make_key = make_key_factory(app)
     first, second = make_key("read"), make_key("read")
     client = app.test_client()
@@ -84,9 +82,8 @@ def test_no_rate_limit_when_unset(embedded_client, embedded_key):
     assert answers == {200}
 
 
-def test_dashboard_tokens_are_limited_per_address(tmp_path):
-    app = migrated_app(EYE_DATA_DIR=str(tmp_path), DATABASE_URL="", CELERY_BROKER_URL="", SOCKETIO_MESSAGE_QUEUE="",
-                       EYE_TOKEN_RATE_LIMIT="3/minute")
+def test_dashboard_tokens_are_limited_per_address(make_embedded_app):
+    app = make_embedded_app(EYE_TOKEN_RATE_LIMIT="3/minute")
     client = app.test_client()
     answers = [client.post("/dashboard/token").status_code for _ in range(5)]
     assert answers == [200, 200, 200, 429, 429]

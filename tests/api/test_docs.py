@@ -1,7 +1,9 @@
 """Swagger UI works offline, the OpenAPI document names every event type, the probes answer."""
 
 from app.api.openapi import payload_schema_name
-from app.event_types import registry
+from app.event_types import launch_registry
+
+registry = launch_registry()  # the registry every app is made with
 
 
 def test_swagger_ui_is_served_with_local_assets(embedded_client):

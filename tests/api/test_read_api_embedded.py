@@ -1,6 +1,6 @@
-"""The read API on the embedded default (SQLite): events, sessions, the errors monitor, event types.
+"""The read API on the embedded default (folder broker, fresh database): events, sessions, the errors monitor, event types.
 
-Events are stored with the worker's own service (`persist_batch`), so each test controls the
+Events are stored with the worker's own service (`store_message`), so each test controls the
 time every event was received at, which decides the order of equal timestamps.
 """
 
@@ -11,9 +11,12 @@ import pytest
 
 from app.api.event_types import self_contained
 from app.api.openapi import payload_schema_name
-from app.event_types import registry
+from app.event_types import launch_registry
+from app.messages import build_message, build_part
 from app.services import keys
-from app.services.persistence import persist_batch
+from app.storage.message import store_message
+
+registry = launch_registry()  # the registry every app is made with
 
 T0 = datetime(2021, 1, 1, 9, 0, tzinfo=UTC)
 
@@ -30,13 +33,12 @@ def store(embedded_app):
                      "data": {"host": "example.com", "path": "/"}, **event} for event in events]
             for event in full:
                 event["timestamp"] = event["timestamp"].isoformat()
-            persist_batch({
-                "application_id": application_id, "received_at": received_at.isoformat(),
-                "events": full,
-                "rejections": [{"id": str(uuid.uuid4()), "application_id": application_id,
-                                "received_at": received_at.isoformat(), "errors": {"data": ["bad"]},
-                                "raw": "{}", **r} for r in rejections],
-            })
+            store_message(build_message([build_part(
+                application_id, received_at, full,
+                [{"id": str(uuid.uuid4()), "application_id": application_id,
+                  "received_at": received_at.isoformat(), "errors": {"data": ["bad"]}, "raw": "{}", **r}
+                 for r in rejections],
+            )]))
         return full
 
     return store_events

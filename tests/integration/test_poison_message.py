@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from app.extensions import db
+from app.messages import PERSIST_EVENTS_TASK, build_message, build_part
 from app.models import Application, Event, Rejection
 from tests.fixtures.apps import wait_for
 
@@ -19,9 +20,8 @@ def an_event(**changes) -> dict:
 
 def publish(app, application_id: int, events: list[dict]) -> None:
     """Put a message on the queue as the API would, bypassing the API's own validation."""
-    part = {"application_id": application_id, "received_at": datetime.now(UTC).isoformat(),
-            "events": events, "rejections": []}
-    app.extensions["celery"].send_task("eye.persist_events", args=[{"parts": [part]}])
+    message = build_message([build_part(application_id, datetime.now(UTC), events, [])])
+    app.extensions["celery"].send_task(PERSIST_EVENTS_TASK, args=[message])
 
 
 def stored(app, event: dict) -> bool:

@@ -15,8 +15,9 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ClauseElement, Executable
 
 from app.extensions import db
-from app.services.error_summary import unregistered_events_query
-from app.services.queries import EventFilters, RejectionFilters, events_query, rejections_query
+from app.event_types import launch_registry
+from app.queries.errors import unregistered_events_query
+from app.queries.events import EventFilters, RejectionFilters, events_query, rejections_query
 from tests.fixtures.apps import migrated_app
 
 EVENTS, SESSIONS, REJECTIONS = 40_000, 800, 20_000
@@ -133,7 +134,7 @@ def test_errors_listing_uses_an_index(seeded_app, case):
 
 
 def test_unregistered_count_over_a_window_uses_the_arrival_index(seeded_app):
-    shown = plan(seeded_app, unregistered_events_query(*HOUR))
+    shown = plan(seeded_app, unregistered_events_query(*HOUR, launch_registry()))
     assert "Seq Scan on events" not in shown, shown
     assert "ix_events_received" in shown, shown
 

@@ -15,12 +15,14 @@ from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
-from app.event_types import registry
+from app.event_types import launch_registry
 from app.extensions import db
+from app.ingest.validation import validate_event
 from app.models import Event, Rejection
-from app.services.event_validation import validate_event
 from app.services.keys import authenticate
 from tests.fixtures.apps import wait_for
+
+registry = launch_registry()  # the registry every app is made with
 
 SAMPLE_OF_TYPE = {
     ("page interaction", "pageview"): "pageview",
@@ -227,7 +229,7 @@ def test_a_part_the_encoder_refuses_is_counted_logged_and_still_recorded(pg_app,
     from datetime import UTC, datetime
     from decimal import Decimal
 
-    from app.services.publishing import publish_part
+    from app.ingest.publishing import publish_part
 
     key, application = fresh_key(pg_key)
     caplog.set_level(logging.WARNING)

@@ -9,7 +9,7 @@ from tests.services.mouse import MouseSender
 
 @pytest.fixture
 def send_moves(embedded_app) -> MouseSender:
-    """Sends batches on the embedded default (SQLite): send(session_id, points, tab=None, event_id=None)."""
+    """Sends batches on a fresh database: send(session_id, points, tab=None, event_id=None)."""
     return MouseSender(embedded_app)
 
 

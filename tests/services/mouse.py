@@ -1,12 +1,13 @@
-"""Sending `mouse / move` batches through persist_batch, as the worker does."""
+"""Sending `mouse / move` batches through store_message, as the worker does."""
 
 import uuid
 from datetime import UTC, datetime
 
 from app.extensions import db
+from app.messages import build_message, build_part
 from app.models import MouseTotals
 from app.services import keys
-from app.services.persistence import persist_batch
+from app.storage.message import store_message
 
 
 def mouse_event(session_id: str, points, tab: str | None = None, event_id: str | None = None) -> dict:
@@ -28,10 +29,9 @@ class MouseSender:
 
     def message(self, events: list[dict]) -> list[dict]:
         """Persist one ingest message holding `events`; returns the metrics it would emit."""
-        message = {"application_id": self.application_id, "received_at": datetime.now(UTC).isoformat(),
-                   "events": events, "rejections": []}
+        message = build_message([build_part(self.application_id, datetime.now(UTC), events, [])])
         with self.app.app_context():
-            return persist_batch(message).mouse_metrics
+            return store_message(message).mouse_metrics
 
     def __call__(self, session_id: str, points, tab: str | None = None, event_id: str | None = None) -> list[dict]:
         """Persist one batch of (t, x, y) points in a message of its own."""

@@ -3,7 +3,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.services.event_validation import MAX_DEPTH, has_nul, nesting_depth
+from app.ingest.validation import MAX_DEPTH, has_nul, nesting_depth
 
 texts = st.sampled_from(["", "a", "\x00", "a\x00b", "\\u0000", "\\\\u0000", "é", "\\"]) | st.text(max_size=4)
 scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | texts

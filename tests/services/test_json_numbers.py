@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.services import json_numbers
-from app.services.json_numbers import InexactNumber
+from app.ingest import json_numbers
+from app.ingest.json_numbers import InexactNumber
 
 NUMBER_TEXTS = st.from_regex(r"-?(0|[1-9][0-9]{0,24})(\.[0-9]{1,24})?([eE][-+]?[0-9]{1,3})?", fullmatch=True)
 

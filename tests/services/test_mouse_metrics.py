@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import MouseMetric
-from app.services.mouse_metrics import (
+from app.mouse_geometry import (
     batch_velocity,
     distance_change,
     path_length,

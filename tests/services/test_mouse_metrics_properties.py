@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.services.mouse_metrics import path_length
+from app.mouse_geometry import path_length
 from tests.services.mouse import mouse_event
 
 T0 = 1_700_000_000_000

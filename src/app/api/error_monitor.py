@@ -15,8 +15,8 @@ from app.api.schemas import (
     document_errors,
     split_page_query,
 )
-from app.services.error_summary import error_summary
-from app.services.queries import RejectionFilters, list_rejections
+from app.queries.errors import error_summary
+from app.queries.events import RejectionFilters, list_rejections
 
 blp = Blueprint("errors", __name__, url_prefix="/api/v1/errors",
                 description="Monitor the events that were rejected")

@@ -7,7 +7,7 @@ from marshmallow import Schema, fields
 from app.api.auth import SECURITY, require_scope
 from app.api.openapi import payload_schema_name
 from app.api.schemas import READ_ERRORS, document_errors
-from app.event_types import registry
+from app.event_types import current_registry
 from app.extensions import api
 
 blp = Blueprint("event_types", __name__, url_prefix="/api/v1/event-types",
@@ -30,7 +30,7 @@ def registered_types() -> list[dict]:
     """Each registered type with its payload schema as the OpenAPI document shows it, refs inlined."""
     components = api.spec.to_dict().get("components", {}).get("schemas", {})
     items = []
-    for (category, name), _ in registry:
+    for (category, name), _ in current_registry():
         component = payload_schema_name(category, name)
         items.append({"category": category, "name": name,
                       "schema": self_contained(components[component], components, seen=(component,))})

@@ -7,10 +7,10 @@ from marshmallow import RAISE, Schema, fields
 from app.api.auth import SECURITY, current_principal, require_scope
 from app.api.request_body import read_json_body
 from app.api.schemas import PAGE_ERRORS, ErrorBody, EventFilterQuery, EventPage, document_errors, split_page_query
-from app.services.event_validation import INVALID_EVENT, EventEnvelope
-from app.services.ingest import NotAllowed, check_allowed, ingest_events, record_request_rejection
-from app.services.publishing import BrokerUnavailable
-from app.services.queries import EventFilters, list_events
+from app.ingest.events import NotAllowed, check_allowed, ingest_events, record_request_rejection
+from app.ingest.publishing import BrokerUnavailable
+from app.ingest.validation import INVALID_EVENT, EventEnvelope
+from app.queries.events import EventFilters, list_events
 
 MAX_BATCH = 500
 RETRY_AFTER_SECONDS = "2"

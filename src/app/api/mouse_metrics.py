@@ -7,7 +7,7 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from app.api.auth import SECURITY, require_scope
 from app.api.schemas import PAGE_ERRORS, SESSION_ID, PageFields, document_errors, parse_session_id
-from app.services.mouse_metrics import UnknownSession, metrics_page
+from app.queries.mouse import UnknownSession, metrics_page
 
 blp = Blueprint(
     "mouse_metrics", __name__, url_prefix="/api/v1/sessions", description="Live mouse metrics of a session"

@@ -2,7 +2,7 @@
 
 from flask_smorest import Api
 
-from app.event_types import registry
+from app.event_types import EventTypeRegistry
 
 
 def payload_schema_name(category: str, name: str) -> str:
@@ -20,7 +20,7 @@ more digits than a double keeps, an underflow to zero and `-0.0` (which PostgreS
 """
 
 
-def document_registry(api: Api) -> None:
+def document_registry(api: Api, registry: EventTypeRegistry) -> None:
     """Name every registered event type's payload schema in the document, and describe the API."""
     spec = api.spec
     spec.options.setdefault("info", {})["description"] = API_DESCRIPTION

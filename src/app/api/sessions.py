@@ -16,7 +16,7 @@ from app.api.schemas import (
     parse_session_id,
     split_page_query,
 )
-from app.services.queries import EventFilters, list_events, session_exists, session_summary
+from app.queries.events import EventFilters, list_events, session_exists, session_summary
 
 blp = Blueprint("sessions", __name__, url_prefix="/api/v1/sessions", description="Read sessions")
 

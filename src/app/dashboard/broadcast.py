@@ -10,9 +10,6 @@ log = logging.getLogger(__name__)
 
 MOUSE_METRICS_EVENT = "mouse_metrics"
 
-# One write-only emitter per process and queue, made on first use: at import time there is no
-# config yet, and a forked worker process must not share its parent's broker connection.
-_emitters: dict[tuple[str, str], SocketIO] = {}
 # The emitter's broker connection is not thread-safe, and a worker may run tasks in threads.
 _lock = threading.Lock()
 
@@ -23,11 +20,17 @@ def session_room(session_id: str) -> str:
 
 
 def _emitter() -> SocketIO:
-    config = current_app.config
-    key = (config["SOCKETIO_MESSAGE_QUEUE"], config["EYE_SOCKETIO_CHANNEL"])
-    if key not in _emitters:
-        _emitters[key] = SocketIO(message_queue=key[0], channel=key[1])
-    return _emitters[key]
+    """The app's write-only emitter, made on first use in this process.
+
+    Not when the app is made: a forked worker process must not share its parent's broker
+    connection, and the parent never emits. The app owns it, so each app has its own queue's.
+    """
+    emitter = current_app.extensions.get("eye_emitter")
+    if emitter is None:
+        config = current_app.config
+        emitter = SocketIO(message_queue=config["SOCKETIO_MESSAGE_QUEUE"], channel=config["EYE_SOCKETIO_CHANNEL"])
+        current_app.extensions["eye_emitter"] = emitter
+    return emitter
 
 
 def emit_mouse_metrics(metrics: list[dict]) -> None:

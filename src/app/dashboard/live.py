@@ -8,6 +8,7 @@ server only the handlers registered while it had none, so imported later they wo
 first app's server alone, and a second app in the same process would accept anyone.
 """
 
+import logging
 import uuid
 from dataclasses import dataclass
 
@@ -17,6 +18,8 @@ from flask_socketio import join_room, leave_room
 from app.dashboard.broadcast import session_room
 from app.extensions import socketio
 from app.services import dashboard_tokens, keys
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -90,3 +93,25 @@ def unsubscribe(data=None):
         return {"ok": False, "error": "Give the session_id to stop watching, as a UUID."}
     leave_room(session_room(session_id))
     return {"ok": True}
+
+
+def close_connections() -> None:
+    """Close every Socket.IO connection of this process at once: the web process is stopping.
+
+    A WebSocket, or a long poll, holds one of the web server's threads for as long as its client
+    stays; a poll left by a client that vanished, up to ping interval + timeout (45 s). A stopping
+    gunicorn worker waits for its threads, so it would wait for the clients. Closed here, each
+    client gets Engine.IO's close packet (a dashboard reconnects, to the server that comes next)
+    and the threads return.
+    """
+    server = socketio.server
+    if server is None:  # Socket.IO was never bound to an app in this process
+        return
+    eio = server.eio
+    for client in list(eio.sockets.values()):
+        try:
+            # Without waiting for the packet to go out: a polling client between two polls may
+            # never come back for it.
+            client.close(wait=False, reason=eio.reason.SERVER_DISCONNECT)
+        except Exception:  # the others must be closed all the same
+            log.exception("could not close Socket.IO connection %s", client.sid)

@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 
+from flask import Flask, current_app
 from marshmallow import Schema
 
 from app.event_types.form import FormSubmitPayload
@@ -50,4 +51,12 @@ def launch_registry() -> EventTypeRegistry:
     return registry
 
 
-registry = launch_registry()
+
+def init_app(app: Flask) -> None:
+    """Build and compile the app's registry, once, when the app is made (never at import)."""
+    app.extensions["event_types"] = launch_registry()
+
+
+def current_registry() -> EventTypeRegistry:
+    """The registry of the app handling this request or task."""
+    return current_app.extensions["event_types"]

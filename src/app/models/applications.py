@@ -2,11 +2,11 @@
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, func
+from sqlalchemy import DateTime, ForeignKey, String, func
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
-from app.models.types import JSONDocument, UTCDateTime
 
 
 class Application(db.Model):
@@ -14,7 +14,7 @@ class Application(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     keys: Mapped[list["ApiKey"]] = relationship(back_populates="application")
 
@@ -28,8 +28,8 @@ class ApiKey(db.Model):
     prefix: Mapped[str] = mapped_column(String(16), unique=True)
     # SHA-256 of the whole key: keys are 256-bit random, so a slow hash would add nothing.
     key_hash: Mapped[str] = mapped_column(String(64))
-    scopes: Mapped[list[str]] = mapped_column(JSONDocument)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
-    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    scopes: Mapped[list[str]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     application: Mapped[Application] = relationship(back_populates="keys")

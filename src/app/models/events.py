@@ -3,11 +3,11 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
-from app.models.types import BigIntegerKey, JSONDocument, UTCDateTime
 
 
 class Event(db.Model):
@@ -26,16 +26,16 @@ class Event(db.Model):
         Index("ix_events_received", "received_at"),
     )
 
-    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"))
     event_id: Mapped[uuid.UUID] = mapped_column()
     session_id: Mapped[uuid.UUID] = mapped_column()
     category: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(64))
-    data: Mapped[dict] = mapped_column(JSONDocument)
-    timestamp: Mapped[datetime] = mapped_column(UTCDateTime)
+    data: Mapped[dict] = mapped_column(JSONB)
+    timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # Set by the API when the request arrived: the tie-breaker after timestamp.
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Session(db.Model):
@@ -44,8 +44,8 @@ class Session(db.Model):
     __tablename__ = "sessions"
 
     session_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    first_event_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    last_event_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    first_event_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_event_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     event_count: Mapped[int] = mapped_column(BigInteger)
 
 

@@ -3,11 +3,10 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Float, Index, String, func
+from sqlalchemy import BigInteger, DateTime, Float, Index, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
-from app.models.types import BigIntegerKey, UTCDateTime
 
 
 class MousePoint(db.Model):
@@ -32,7 +31,7 @@ class MouseTotals(db.Model):
     distance: Mapped[float] = mapped_column(Float, default=0.0)
     peak_velocity: Mapped[float] = mapped_column(Float, default=0.0)
     points: Mapped[int] = mapped_column(BigInteger, default=0)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class MouseMetric(db.Model):
@@ -41,7 +40,7 @@ class MouseMetric(db.Model):
     __tablename__ = "mouse_metrics"
     __table_args__ = (Index("ix_mouse_metrics_session", "session_id", "id"),)
 
-    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     session_id: Mapped[uuid.UUID] = mapped_column()
     event_id: Mapped[uuid.UUID] = mapped_column()
     t: Mapped[float] = mapped_column(Float)
@@ -49,4 +48,4 @@ class MouseMetric(db.Model):
     velocity: Mapped[float] = mapped_column(Float)
     peak_velocity: Mapped[float] = mapped_column(Float)
     points: Mapped[int] = mapped_column(BigInteger)
-    computed_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

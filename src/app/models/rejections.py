@@ -3,11 +3,11 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import DateTime, ForeignKey, Index, String, Text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
-from app.models.types import JSONDocument, UTCDateTime
 
 
 class Rejection(db.Model):
@@ -20,13 +20,13 @@ class Rejection(db.Model):
 
     # Made by the API when it rejects, so recording the same rejection twice stores it once.
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     application_id: Mapped[int | None] = mapped_column(
         ForeignKey("applications.id", ondelete="SET NULL")
     )
     kind: Mapped[str] = mapped_column(String(32))
     category: Mapped[str | None] = mapped_column(String(64))
     name: Mapped[str | None] = mapped_column(String(64))
-    errors: Mapped[dict] = mapped_column(JSONDocument)
+    errors: Mapped[dict] = mapped_column(JSONB)
     # The raw item as received, cut to 8 KiB.
     raw: Mapped[str] = mapped_column(Text)

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from flask import Flask, current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -99,7 +100,7 @@ def revoke_key(prefix: str) -> bool:
         return False
     api_key.revoked_at = datetime.now(UTC)
     db.session.commit()
-    _cache.forget(prefix)
+    _key_cache().forget(prefix)
     return True
 
 
@@ -136,12 +137,19 @@ class _KeyCache:
             self._entries.pop(prefix, None)
 
 
-_cache = _KeyCache()
+def init_app(app: Flask) -> None:
+    """Give the app its key cache (per app and per process: a forked child starts with its parent's)."""
+    app.extensions["eye_key_cache"] = _KeyCache()
+
+
+def _key_cache() -> _KeyCache:
+    return current_app.extensions["eye_key_cache"]
 
 
 def _look_up(prefix: str, cache_seconds: float):
     """The cache entry for a prefix, fetched from the database when it is not fresh."""
-    cached = _cache.get(prefix)
+    cache = _key_cache()
+    cached = cache.get(prefix)
     if cached is not None:
         return cached
     try:
@@ -150,13 +158,13 @@ def _look_up(prefix: str, cache_seconds: float):
         ).first()
     except Exception as exc:
         db.session.rollback()
-        stale = _cache.get(prefix, stale_ok=True)
+        stale = cache.get(prefix, stale_ok=True)
         if stale is not None:
             return stale
         raise KeyStoreUnavailable(type(exc).__name__) from exc
     if row is None or row.ApiKey.revoked_at is not None:
         # Remember the miss too, so guessing keys does not hammer the database.
-        _cache.put(prefix, "", None, cache_seconds)
+        cache.put(prefix, "", None, cache_seconds)
         return (0.0, "", None)
     api_key, application_name = row
     principal = Principal(
@@ -165,7 +173,7 @@ def _look_up(prefix: str, cache_seconds: float):
         scopes=frozenset(api_key.scopes),
         key_prefix=prefix,
     )
-    _cache.put(prefix, api_key.key_hash, principal, cache_seconds)
+    cache.put(prefix, api_key.key_hash, principal, cache_seconds)
     return (0.0, api_key.key_hash, principal)
 
 

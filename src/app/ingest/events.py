@@ -1,23 +1,21 @@
-"""Ingest: validate incoming events at the door, publish the good ones, record the bad ones."""
+"""Ingest (web side): validate incoming events at the door, publish the good ones, record the bad ones."""
 
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from flask import current_app
 
-from app.event_types import registry
+from app.event_types import current_registry
+from app.ingest.json_numbers import as_sent
+from app.ingest.publishing import BrokerUnavailable, publish_part
+from app.ingest.validation import Verdict, validate_event
+from app.messages import build_part, rejection_record
 from app.observability.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED, PUBLISH_SECONDS
-from app.services.event_validation import Verdict, validate_event
-from app.services.json_numbers import dumps_as_sent
 from app.services.keys import Principal
-from app.services.publishing import BrokerUnavailable, publish_part
 
 log = logging.getLogger(__name__)
-
-RAW_LIMIT = 8 * 1024
 
 
 @dataclass
@@ -41,33 +39,6 @@ class NotAllowed(Exception):
     """The principal may not send this event (a dashboard token outside its session or type)."""
 
 
-def raw_excerpt(raw) -> str:
-    """The raw item as text for the errors store: at most 8 KiB, without NUL characters."""
-    if isinstance(raw, bytes):
-        text = raw[:RAW_LIMIT].decode("utf-8", errors="replace")
-    else:
-        try:
-            text = dumps_as_sent(raw).decode()
-        except TypeError:
-            text = repr(raw)
-    # PostgreSQL's text cannot hold NUL; keep it visible rather than failing the worker.
-    return text[:RAW_LIMIT].replace("\x00", "\\u0000")
-
-
-def rejection_record(principal: Principal | None, kind: str, errors: dict, raw, received_at: datetime,
-                     category: str | None = None, name: str | None = None) -> dict:
-    return {
-        "id": str(uuid.uuid4()),
-        "application_id": principal.application_id if principal else None,
-        "received_at": received_at.isoformat(),
-        "kind": kind,
-        "category": category,
-        "name": name,
-        "errors": errors,
-        "raw": raw_excerpt(raw),
-    }
-
-
 def check_allowed(principal: Principal, items: list) -> None:
     """A dashboard token may only send `mouse / move` for its own session."""
     if principal.session_id is None:
@@ -82,7 +53,7 @@ def check_allowed(principal: Principal, items: list) -> None:
 
 
 def ingest_events(principal: Principal, items: list) -> IngestResult:
-    """Validate each item, then publish the accepted ones and the rejections in one message.
+    """Validate each item, then publish the accepted ones and the rejections as one part of a message.
 
     Raises BrokerUnavailable when the broker did not confirm: nothing is accepted then.
     """
@@ -91,36 +62,36 @@ def ingest_events(principal: Principal, items: list) -> IngestResult:
     verdicts = [
         validate_event(
             item,
-            registry,
+            current_registry(),
             now=received_at,
             max_skew=config["EYE_MAX_CLOCK_SKEW"],
             strict_types=config["EYE_STRICT_EVENT_TYPES"],
         )
         for item in items
     ]
-    message = {
-        "application_id": principal.application_id,
-        "received_at": received_at.isoformat(),
-        "events": [v.event for v in verdicts if v.accepted],
-        "rejections": [
-            rejection_record(principal, v.kind, v.errors, item, received_at, v.category, v.name)
+    part = build_part(
+        principal.application_id, received_at,
+        [v.event for v in verdicts if v.accepted],
+        [
+            rejection_record(principal.application_id, v.kind, v.errors, item, received_at, v.category, v.name,
+                             default=as_sent)
             for v, item in zip(verdicts, items, strict=True)
             if not v.accepted
         ],
-    }
+    )
     started = time.perf_counter()
     try:
-        publish_part(message)
+        publish_part(part)
     except BrokerUnavailable:
-        if message["events"]:
+        if part["events"]:
             raise
         # Nothing was accepted: the client's answer is its 4xx; only the record is missing.
-        log.warning("could not record %d rejections: broker unavailable", len(message["rejections"]))
+        log.warning("could not record %d rejections: broker unavailable", len(part["rejections"]))
     else:
         PUBLISH_SECONDS.observe(time.perf_counter() - started)
-    if message["events"]:
-        EVENTS_ACCEPTED.labels(application=principal.application_name).inc(len(message["events"]))
-    for rejection in message["rejections"]:
+    if part["events"]:
+        EVENTS_ACCEPTED.labels(application=principal.application_name).inc(len(part["events"]))
+    for rejection in part["rejections"]:
         EVENTS_REJECTED.labels(kind=rejection["kind"]).inc()
     return IngestResult(verdicts)
 
@@ -132,13 +103,10 @@ def record_request_rejection(principal: Principal | None, kind: str, errors: dic
     """
     received_at = datetime.now(UTC)
     EVENTS_REJECTED.labels(kind=kind).inc()
-    message = {
-        "application_id": principal.application_id if principal else None,
-        "received_at": received_at.isoformat(),
-        "events": [],
-        "rejections": [rejection_record(principal, kind, errors, raw, received_at)],
-    }
+    application_id = principal.application_id if principal else None
+    part = build_part(application_id, received_at, [],
+                         [rejection_record(application_id, kind, errors, raw, received_at, default=as_sent)])
     try:
-        publish_part(message)
+        publish_part(part)
     except BrokerUnavailable:
         log.warning("could not record a %s rejection: broker unavailable", kind)

@@ -18,14 +18,11 @@ from dataclasses import dataclass, field
 import orjson
 from flask import current_app
 
+from app.messages import MAX_BYTES_PER_MESSAGE, MAX_EVENTS_PER_MESSAGE, PERSIST_EVENTS_TASK, build_message
 from app.observability.metrics import MESSAGE_ENCODING_FAILURES
 
 log = logging.getLogger(__name__)
 
-PERSIST_EVENTS_TASK = "eye.persist_events"
-# What one merged message may hold: a worker stores it in one transaction.
-MAX_EVENTS_PER_MESSAGE = 1000
-MAX_BYTES_PER_MESSAGE = 4 * 1024 * 1024
 
 
 class BrokerUnavailable(Exception):
@@ -86,7 +83,7 @@ class BatchingPublisher:
                 size += pending.size
             error = None
             try:
-                self._send({"parts": [pending.part for pending in batch]}, events)
+                self._send(build_message([pending.part for pending in batch]), events)
             except Exception as exc:  # kombu/amqp raise many kinds: all mean "not confirmed"
                 # (Not an encoding error: every part was encoded by its own request already.)
                 log.warning("broker did not confirm an ingest message: %s", type(exc).__name__)

@@ -76,10 +76,11 @@ def _float(text: str):
 
 def dumps_as_sent(value) -> bytes:
     """JSON of a parsed body, each InexactNumber written back as the text the client sent."""
-    return orjson.dumps(value, default=_as_sent)
+    return orjson.dumps(value, default=as_sent)
 
 
-def _as_sent(value):
+def as_sent(value):
+    """orjson's `default` hook: an InexactNumber is written as the text the client sent."""
     if isinstance(value, InexactNumber):
         return orjson.Fragment(value.text)
     raise TypeError

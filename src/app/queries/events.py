@@ -16,7 +16,7 @@ from sqlalchemy import Select, select, tuple_
 
 from app.extensions import db
 from app.models import Application, Event, Rejection, Session, SessionApplication
-from app.services.pagination import BadCursor, decode_cursor, encode_cursor
+from app.queries.pagination import BadCursor, decode_cursor, encode_cursor
 
 EVENTS_LISTING = "events"
 REJECTIONS_LISTING = "errors"
@@ -96,7 +96,7 @@ def events_query(filters: EventFilters, limit: int, after: tuple | None = None) 
     if filters.until is not None:
         statement = statement.where(Event.timestamp < filters.until)
     if after is not None:
-        # A row-value comparison, which both PostgreSQL and SQLite (3.15+) match to the index.
+        # A row-value comparison, which PostgreSQL matches to the index.
         statement = statement.where(tuple_(*EVENT_ORDER) > after)
     return statement.order_by(*EVENT_ORDER).limit(limit)
 

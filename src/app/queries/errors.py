@@ -4,13 +4,13 @@ from datetime import datetime
 
 from sqlalchemy import Select, and_, func, not_, or_, select
 
-from app.event_types import EventTypeRegistry, registry
+from app.event_types import EventTypeRegistry, current_registry
 from app.extensions import db
 from app.models import Event, Rejection
 
 
 def error_summary(since: datetime | None = None, until: datetime | None = None,
-                  types: EventTypeRegistry = registry) -> dict:
+                  types: EventTypeRegistry | None = None) -> dict:
     """Rejections by kind and by event type, and unregistered stored events, received in [since, until)."""
     in_window = _received_between(Rejection.received_at, since, until)
     by_kind = db.session.execute(
@@ -32,14 +32,15 @@ def error_summary(since: datetime | None = None, until: datetime | None = None,
 
 
 def unregistered_events(since: datetime | None, until: datetime | None,
-                        types: EventTypeRegistry = registry) -> list[dict]:
+                        types: EventTypeRegistry | None = None) -> list[dict]:
     """Stored events received in [since, until) whose (category, name) has no schema, per type."""
     return [dict(row) for row in db.session.execute(unregistered_events_query(since, until, types)).mappings()]
 
 
 def unregistered_events_query(since: datetime | None, until: datetime | None,
-                              types: EventTypeRegistry = registry) -> Select:
-    registered = [and_(Event.category == category, Event.name == name) for (category, name), _ in types]
+                              types: EventTypeRegistry | None = None) -> Select:
+    registered = [and_(Event.category == category, Event.name == name)
+                  for (category, name), _ in (types or current_registry())]
     count = func.count().label("count")
     statement = (
         select(Event.category, Event.name, count)
@@ -48,7 +49,7 @@ def unregistered_events_query(since: datetime | None, until: datetime | None,
         .order_by(count.desc(), Event.category, Event.name)
     )
     if registered:
-        # Plain OR of pairs rather than a tuple IN: portable to SQLite, and the registry is small.
+        # Plain OR of pairs: the registry is small, and each pair matches the index.
         statement = statement.where(not_(or_(*registered)))
     return statement
 

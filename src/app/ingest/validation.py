@@ -1,5 +1,6 @@
 """Checks one incoming event against the envelope and the event-type registry."""
 
+import functools
 import re
 import uuid
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from app.event_types import EventTypeRegistry
 from app.event_types.json_schema import compile_fast_check
-from app.services.json_numbers import string_keys, unencodable_errors
+from app.ingest.json_numbers import string_keys, unencodable_errors
 from app.timestamps import utc_instant
 
 MAX_DATA_BYTES = 32 * 1024
@@ -73,14 +74,18 @@ class EventEnvelope(Schema):
 
 # One instance for every request: see EventTypeRegistry on why sharing is safe and worth it.
 _ENVELOPE = EventEnvelope()
-# The envelope's compiled check, made once per process. The converter (in app.event_types, which this module
-# imports) cannot import EventTimestamp without a cycle: its rule comes from here, as a format that calls the
-# very function the field uses.
-_FAST_ENVELOPE = compile_fast_check(
-    _ENVELOPE,
-    extra_fields={EventTimestamp: {"type": "string", "format": "event-timestamp"}},
-    formats={"event-timestamp": lambda value: event_instant(value) is not None},
-)
+@functools.cache
+def envelope_check() -> Callable[[object], bool]:
+    """The envelope's compiled check, made once per process, on first use (create_app warms it).
+
+    The converter (in app.event_types, which this module imports) cannot import EventTimestamp
+    without a cycle: its rule comes from here, as a format that calls the very function the field uses.
+    """
+    return compile_fast_check(
+        _ENVELOPE,
+        extra_fields={EventTimestamp: {"type": "string", "format": "event-timestamp"}},
+        formats={"event-timestamp": lambda value: event_instant(value) is not None},
+    )
 
 
 @dataclass
@@ -206,7 +211,7 @@ def validate_event(
         verdict.errors = {"_schema": ["Strings must not contain the NUL character (\\u0000)."]}
         return verdict
 
-    envelope, envelope_errors = _load_envelope(item, _FAST_ENVELOPE if compiled else None)
+    envelope, envelope_errors = _load_envelope(item, envelope_check() if compiled else None)
 
     payload_errors: dict = {}
     data = item.get("data")

@@ -1,0 +1,111 @@
+"""Stores events once each, and adds the new ones to their sessions (worker side).
+
+The database's unique key decides what is new: a redelivered message inserts nothing, so only new
+events count towards their session.
+"""
+
+import uuid
+from collections import defaultdict
+from datetime import datetime
+
+from psycopg2.extras import execute_values
+
+from app.storage.database import as_jsonb, raw_cursor
+
+
+def store_events(application_id: int, received_at: datetime, events: list[dict]) -> list[dict]:
+    """Insert one part's events; returns the new ones (with `timestamp_dt`), in the order sent."""
+    if not events:
+        return []
+    rows = [
+        {
+            "application_id": application_id,
+            "event_id": uuid.UUID(e["event_id"]),
+            "session_id": uuid.UUID(e["session_id"]),
+            "category": e["category"],
+            "name": e["name"],
+            "data": e["data"],
+            "timestamp": datetime.fromisoformat(e["timestamp"]),
+            "received_at": received_at,
+        }
+        for e in events
+    ]
+    inserted = _insert_rows(rows)
+    new = []
+    for row, event in zip(rows, events, strict=True):
+        if row["event_id"] in inserted:
+            inserted.discard(row["event_id"])  # the same id twice in one batch is one event
+            new.append({**event, "timestamp_dt": row["timestamp"]})
+    return new
+
+
+def add_to_sessions(new_by_application: list[tuple[int, list[dict]]]) -> None:
+    """Count new events into their sessions, and note which applications wrote to each."""
+    per_session: dict[str, list[datetime]] = defaultdict(list)
+    seen_by: set[tuple[str, int]] = set()
+    for application_id, events in new_by_application:
+        for event in events:
+            per_session[event["session_id"]].append(event["timestamp_dt"])
+            seen_by.add((event["session_id"], application_id))
+    if not per_session:
+        return
+    # Sorted: every worker locks session rows in the same order, so two never deadlock on them.
+    rows = [
+        {
+            "session_id": uuid.UUID(session_id),
+            "first_event_at": min(times),
+            "last_event_at": max(times),
+            "event_count": len(times),
+        }
+        for session_id, times in sorted(per_session.items())
+    ]
+    pairs = sorted(seen_by)
+    _record_sessions(rows, pairs)
+
+
+def _insert_rows(rows: list[dict]) -> set[uuid.UUID]:
+    """Insert events; returns the event_ids that were new (a retry of a stored one is skipped)."""
+    values = [
+        (r["application_id"], str(r["event_id"]), str(r["session_id"]), r["category"], r["name"],
+         as_jsonb(r["data"]), r["timestamp"], r["received_at"])
+        for r in rows
+    ]
+    with raw_cursor() as cursor:
+        returned = execute_values(
+            cursor,
+            "INSERT INTO events (application_id, event_id, session_id, category, name, data, timestamp, received_at) "
+            "VALUES %s ON CONFLICT (application_id, event_id) DO NOTHING RETURNING event_id",
+            values,
+            template="(%s, %s::uuid, %s::uuid, %s, %s, %s, %s, %s)",
+            page_size=1000,
+            fetch=True,
+        )
+    return {uuid.UUID(str(row[0])) for row in returned}
+
+
+def _record_sessions(rows: list[dict], pairs: list[tuple[str, int]]) -> None:
+    """Add new events to their sessions atomically, and note which applications wrote to them.
+
+    Concurrent workers add up, never overwrite. Both statements go in one round trip; rows come
+    sorted, so every worker locks sessions in the same order and none deadlocks on them.
+    """
+    with raw_cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO sessions (session_id, first_event_at, last_event_at, event_count) "
+            "SELECT * FROM unnest(%(sids)s::uuid[], %(firsts)s::timestamptz[], %(lasts)s::timestamptz[], "
+            "%(counts)s::bigint[]) "
+            "ON CONFLICT (session_id) DO UPDATE SET "
+            "first_event_at = LEAST(sessions.first_event_at, EXCLUDED.first_event_at), "
+            "last_event_at = GREATEST(sessions.last_event_at, EXCLUDED.last_event_at), "
+            "event_count = sessions.event_count + EXCLUDED.event_count; "
+            "INSERT INTO session_applications (session_id, application_id) "
+            "SELECT * FROM unnest(%(pair_sids)s::uuid[], %(pair_apps)s::int[]) ON CONFLICT DO NOTHING",
+            {
+                "sids": [str(r["session_id"]) for r in rows],
+                "firsts": [r["first_event_at"] for r in rows],
+                "lasts": [r["last_event_at"] for r in rows],
+                "counts": [r["event_count"] for r in rows],
+                "pair_sids": [str(sid) for sid, _ in pairs],
+                "pair_apps": [application_id for _, application_id in pairs],
+            },
+        )

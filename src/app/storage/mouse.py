@@ -1,0 +1,163 @@
+"""Stores mouse points and folds each new `mouse / move` batch into its session's totals and series.
+
+Runs inside the message's transaction (storage/message.py): a redelivered message, whose events are
+no longer new, computes nothing twice, and a worker killed before the commit leaves nothing
+half-counted. The geometry itself is in app/mouse_geometry.py.
+"""
+
+import uuid
+
+from app.extensions import db
+from app.mouse_geometry import MOUSE_MOVE, MouseBatch, Point, RunningTotals, TabPath, fold_batch, public_metric
+from app.storage.database import raw_cursor
+
+# One round trip per message for all of its points and windows: the points go in
+# through a data-modifying CTE, which reports the new ones (i = 0); the windows (i = 1, 2, …) read
+# the snapshot from before the statement, so they hold the points as stored before this message,
+# whatever the number of sessions and tabs a (merged) message holds.
+_POINTS_AND_WINDOWS = """
+WITH new AS (
+    INSERT INTO mouse_points (session_id, tab, t, x, y)
+    SELECT * FROM unnest(%(p_sids)s::uuid[], %(p_tabs)s::text[], %(p_ts)s::float8[], %(p_xs)s::float8[],
+                         %(p_ys)s::float8[])
+    ON CONFLICT DO NOTHING
+    RETURNING session_id, tab, t, x, y
+)
+SELECT 0, session_id::text, tab, t, x, y FROM new
+UNION ALL
+SELECT g.i, NULL, NULL, w.t, w.x, w.y
+FROM unnest(%(w_sids)s::uuid[], %(w_tabs)s::text[], %(w_mins)s::float8[], %(w_maxs)s::float8[])
+     WITH ORDINALITY AS g(sid, tab, t_min, t_max, i)
+CROSS JOIN LATERAL (
+    (SELECT p.t, p.x, p.y FROM mouse_points p
+     WHERE p.session_id = g.sid AND p.tab = g.tab AND p.t >= g.t_min AND p.t <= g.t_max)
+    UNION ALL
+    (SELECT p.t, p.x, p.y FROM mouse_points p
+     WHERE p.session_id = g.sid AND p.tab = g.tab AND p.t < g.t_min
+     ORDER BY p.t DESC, p.x DESC, p.y DESC LIMIT 1)
+    UNION ALL
+    (SELECT p.t, p.x, p.y FROM mouse_points p
+     WHERE p.session_id = g.sid AND p.tab = g.tab AND p.t > g.t_max
+     ORDER BY p.t, p.x, p.y LIMIT 1)
+) AS w
+"""
+
+
+def record_mouse_moves(new_events: list[dict]) -> list[dict]:
+    """Fold the new mouse moves into their sessions' totals and series, in the caller's transaction.
+
+    Returns one `mouse_metrics` message per batch, to be emitted once the transaction commits. The
+    database work is per message, not per batch: a message the API merged from many requests
+    costs the same few statements.
+    """
+    batches = [MouseBatch.from_event(e) for e in new_events if (e["category"], e["name"]) == MOUSE_MOVE]
+    if not batches:
+        return []
+    connection = db.session.connection()
+    totals = _lock_totals(connection, sorted({b.session_id for b in batches}))
+    fresh, paths = _store_points(connection, batches)
+    metrics = []
+    for batch in batches:
+        path_key = (batch.session_id, batch.tab)
+        new = [p for p in batch.points if p in fresh.get(path_key, ())]
+        for point in new:  # a point sent twice in one message is new once
+            fresh[path_key].discard(point)
+        metrics.append(fold_batch(batch, new, paths.get(path_key), totals[batch.session_id]))
+    _save_totals_and_metrics(
+        connection, [(sid, t.distance, t.peak_velocity, t.points) for sid, t in totals.items()], metrics
+    )
+    return [{"session_id": str(m["session_id"]), **public_metric(m)} for m in metrics]
+
+
+def _lock_totals(connection, session_ids: list) -> dict:
+    """Lock the sessions' totals rows (made if missing), in a stable order so workers never deadlock.
+
+    The row lock serialises every message touching a session, across workers, until the commit.
+    """
+    rows = _lock_rows(connection, session_ids)
+    return {sid: RunningTotals(distance, peak, points) for sid, distance, peak, points in rows}
+
+
+def _store_points(connection, batches: list[MouseBatch]) -> tuple[dict, dict]:
+    """Store every batch's points and load the stored path around them, in one round trip.
+
+    Returns, per (session, tab), the points not stored before, and the path as stored before this
+    message over the span of all of its points there, with one neighbour on each side.
+    """
+    rows = sorted({(b.session_id, b.tab, *point) for b in batches for point in b.points})
+    spans: dict[tuple, tuple[float, float]] = {}
+    for sid, tab, t, _, _ in rows:  # sorted: the first t of a key is its lowest
+        low, _high = spans.get((sid, tab), (t, t))
+        spans[(sid, tab)] = (low, t)
+    keys = list(spans)
+    by_text = {str(sid): sid for sid, _ in keys}
+    with raw_cursor(connection) as cursor:
+        cursor.execute(_POINTS_AND_WINDOWS, {
+            "p_sids": [str(row[0]) for row in rows], "p_tabs": [row[1] for row in rows],
+            "p_ts": [row[2] for row in rows], "p_xs": [row[3] for row in rows], "p_ys": [row[4] for row in rows],
+            "w_sids": [str(sid) for sid, _ in keys], "w_tabs": [tab for _, tab in keys],
+            "w_mins": [spans[key][0] for key in keys], "w_maxs": [spans[key][1] for key in keys],
+        })
+        fresh: dict[tuple, set[Point]] = {}
+        windows: list[list[Point]] = [[] for _ in keys]
+        for i, sid, tab, t, x, y in cursor.fetchall():
+            if i == 0:
+                fresh.setdefault((by_text[sid], tab), set()).add((t, x, y))
+            else:
+                windows[i - 1].append((t, x, y))
+    paths = {key: TabPath(sorted(window), fresh[key]) for key, window in zip(keys, windows, strict=True)
+             if key in fresh}
+    return fresh, paths
+
+
+def _lock_rows(connection, session_ids: list[uuid.UUID]) -> list[tuple]:
+    """Make the sessions' totals rows if missing and lock them, in one round trip.
+
+    Returns (session_id, distance, peak_velocity, points) rows. `session_ids` must be sorted: rows
+    are made and locked in that order, the same in every worker.
+    """
+    with raw_cursor(connection) as cursor:
+        cursor.execute(
+            "INSERT INTO mouse_totals (session_id, distance, peak_velocity, points) "
+            "SELECT unnest(%(sids)s::uuid[]), 0, 0, 0 ON CONFLICT (session_id) DO NOTHING; "
+            "SELECT session_id, distance, peak_velocity, points FROM mouse_totals "
+            "WHERE session_id = ANY(%(sids)s::uuid[]) ORDER BY session_id FOR UPDATE",
+            {"sids": [str(sid) for sid in session_ids]},
+        )
+        return [(uuid.UUID(str(sid)), *rest) for sid, *rest in cursor.fetchall()]
+
+
+_METRIC_COLUMNS = ("session_id", "event_id", "t", "distance", "velocity", "peak_velocity", "points")
+
+
+def _save_totals_and_metrics(connection, totals: list[tuple], metrics: list[dict]) -> None:
+    """Write the sessions' new totals and append the batches' metric rows, in one round trip.
+
+    `totals` holds (session_id, distance, peak_velocity, points); metric rows get their ids in the
+    order given, which is the series' order.
+    """
+    with raw_cursor(connection) as cursor:
+        cursor.execute(
+            "UPDATE mouse_totals AS m SET distance = v.distance, peak_velocity = v.peak_velocity, "
+            "points = v.points, updated_at = now() "
+            "FROM unnest(%(sids)s::uuid[], %(distances)s::float8[], %(peaks)s::float8[], %(totals)s::bigint[]) "
+            "AS v(session_id, distance, peak_velocity, points) WHERE m.session_id = v.session_id; "
+            "INSERT INTO mouse_metrics (session_id, event_id, t, distance, velocity, peak_velocity, points) "
+            "SELECT session_id, event_id, t, distance, velocity, peak_velocity, points "
+            "FROM unnest(%(m_sids)s::uuid[], %(m_events)s::uuid[], %(m_ts)s::float8[], %(m_distances)s::float8[], "
+            "%(m_velocities)s::float8[], %(m_peaks)s::float8[], %(m_points)s::bigint[]) WITH ORDINALITY "
+            "AS v(session_id, event_id, t, distance, velocity, peak_velocity, points, i) ORDER BY i",
+            {
+                "sids": [str(sid) for sid, *_ in totals],
+                "distances": [distance for _, distance, _, _ in totals],
+                "peaks": [peak for _, _, peak, _ in totals],
+                "totals": [points for *_, points in totals],
+                **{
+                    key: [str(m[column]) if column.endswith("_id") else m[column] for m in metrics]
+                    for key, column in zip(
+                        ("m_sids", "m_events", "m_ts", "m_distances", "m_velocities", "m_peaks", "m_points"),
+                        _METRIC_COLUMNS, strict=True,
+                    )
+                },
+            },
+        )
