@@ -126,23 +126,13 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def count_stored(database_url: str, sessions: list[str]) -> list[str]:
-    """The event_ids stored for the bench's sessions (PostgreSQL or the embedded SQLite file)."""
-    from sqlalchemy import bindparam, create_engine, text
+    """The event_ids stored for the bench's sessions."""
+    import psycopg2
 
-    if database_url.startswith(("postgres://", "postgresql://")):
-        database_url = "postgresql+psycopg2://" + database_url.split("://", 1)[1]
-    engine = create_engine(database_url)
-    is_pg = engine.dialect.name == "postgresql"
-    with engine.connect() as connection:
-        if is_pg:
-            rows = connection.execute(text("SELECT event_id::text FROM events WHERE session_id = ANY(CAST(:s AS uuid[]))"),
-                                      {"s": sessions})
-        else:
-            statement = text("SELECT event_id FROM events WHERE session_id IN :s").bindparams(
-                bindparam("s", expanding=True))
-            rows = connection.execute(statement, {"s": [s.replace("-", "") for s in sessions]})
-        ids = [str(uuid.UUID(str(row[0]))) for row in rows]
-    engine.dispose()
+    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT event_id::text FROM events WHERE session_id = ANY(%s::uuid[])", (sessions,))
+        ids = [row[0] for row in cursor.fetchall()]
+    connection.close()
     return ids
 
 
@@ -151,7 +141,7 @@ def main() -> int:
     parser.add_argument("--url", default=os.environ.get("EYE_URL", "http://127.0.0.1:5000"))
     parser.add_argument("--api-key", default=os.environ.get("EYE_API_KEY"))
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"),
-                        help="where to count stored events (default: DATABASE_URL, else the embedded SQLite file)")
+                        help="where to count stored events (default: DATABASE_URL, else make run's embedded server)")
     parser.add_argument("--mode", choices=["single", "batch"], default="single")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=8, help="threads per process")
@@ -166,8 +156,12 @@ def main() -> int:
     if not args.api_key:
         parser.error("--api-key (or EYE_API_KEY) is required")
     if not args.database_url:
-        data_dir = Path(os.environ.get("EYE_DATA_DIR", "var")).resolve()
-        args.database_url = f"sqlite:///{data_dir / 'eye.db'}"
+        from app.embedded_database import url_of_running
+
+        folder = Path(os.environ.get("EYE_DATA_DIR", "var")).resolve() / "postgres"
+        args.database_url = url_of_running(folder)
+        if args.database_url is None:
+            parser.error(f"no --database-url, and no embedded server runs in {folder}")
 
     sessions = [str(uuid.uuid4()) for _ in range(args.sessions)]
     results, progress = mp.Queue(), mp.Value("l", 0)

@@ -5,13 +5,11 @@ from flask import Flask
 from app.config import Config
 
 
-def create_app(config: Config | dict | None = None) -> Flask:
+def create_app(overrides: dict | None = None) -> Flask:
+    """The app, its settings read from `overrides` first and then the environment (see Config)."""
     app = Flask(__name__)
-    app.config.from_object(Config())
-    if isinstance(config, dict):
-        app.config.update(config)
-    elif config is not None:
-        app.config.from_object(config)
+    app.config.from_object(Config(overrides))
+    app.config.update(overrides or {})
 
     from app import cli, models  # noqa: F401  (models: tables known to Flask-Migrate)
     from app.api import applications, error_monitor, event_types, events, health, mouse_metrics, sessions

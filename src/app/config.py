@@ -1,31 +1,41 @@
 """Every setting of The Eye, read from the environment in one place, with its default."""
 
 import os
+from collections import ChainMap
+from collections.abc import Mapping
 from pathlib import Path
 
+# One default for the log level of every process (web, worker, launcher).
+DEFAULT_LOG_LEVEL = "INFO"
 
-def _bool(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
-    if value is None or not value.strip():  # unset, or left empty (as compose passes an unset ${VAR:-})
+
+def _bool(env: Mapping, name: str, default: bool = False) -> bool:
+    value = env.get(name)
+    if value is None or not str(value).strip():  # unset, or left empty (as compose passes an unset ${VAR:-})
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    return str(value).strip().lower() in {"1", "true", "yes", "on"}
 
 
-def data_dir() -> Path:
+def log_level(env: Mapping = os.environ) -> str:
+    """EYE_LOG_LEVEL, read here only."""
+    return str(env.get("EYE_LOG_LEVEL") or DEFAULT_LOG_LEVEL).upper()
+
+
+def data_dir(env: Mapping = os.environ) -> Path:
     """Where the embedded default keeps its PostgreSQL data folder and broker folders."""
-    return Path(os.environ.get("EYE_DATA_DIR", Path.cwd() / "var")).resolve()
+    return Path(env.get("EYE_DATA_DIR") or Path.cwd() / "var").resolve()
 
 
-def embedded_database_folder() -> Path:
-    return data_dir() / "postgres"
+def embedded_database_folder(env: Mapping = os.environ) -> Path:
+    return data_dir(env) / "postgres"
 
 
-def embedded_database_url() -> str:
+def embedded_database_url(env: Mapping = os.environ) -> str:
     """The embedded server's database: the one `make run` runs (it starts the server and passes its
     URL on in DATABASE_URL); otherwise the socket it would have, which answers once it runs."""
     from app.embedded_database import url_of_running
 
-    folder = embedded_database_folder()
+    folder = embedded_database_folder(env)
     return url_of_running(folder) or f"postgresql://postgres@/eye?host={folder}"
 
 
@@ -35,12 +45,20 @@ EMBEDDED_BROKER_URL = "eyefs://"
 
 
 class Config:
-    """Settings read when the app is created (never frozen at import)."""
+    """Settings read when the app is created (never frozen at import).
 
-    def __init__(self) -> None:
-        env = os.environ
-        self.SECRET_KEY = env.get("SECRET_KEY") or env.get("EYE_SECRET_KEY") or _dev_secret()
-        self.SQLALCHEMY_DATABASE_URI = env.get("DATABASE_URL") or embedded_database_url()
+    `overrides` (the dict given to create_app) are read before the environment, with the same
+    names, and before anything is derived from them: create_app({"CELERY_BROKER_URL": …}) gives
+    the same Celery and Socket.IO settings as that variable in the environment would.
+    """
+
+    def __init__(self, overrides: Mapping | None = None) -> None:
+        env = ChainMap(dict(overrides or {}), os.environ)
+        self.EYE_LOG_LEVEL = log_level(env)
+        self.EYE_DATA_DIR = str(data_dir(env))
+        # The embedded default's secret is kept in the data folder, made only when none is given.
+        self.SECRET_KEY = env.get("SECRET_KEY") or env.get("EYE_SECRET_KEY") or _dev_secret(data_dir(env))
+        self.SQLALCHEMY_DATABASE_URI = env.get("DATABASE_URL") or embedded_database_url(env)
         self.SQLALCHEMY_DATABASE_URI = _with_driver(self.SQLALCHEMY_DATABASE_URI)
         self.SQLALCHEMY_ENGINE_OPTIONS = _engine_options()
         self.SQLALCHEMY_TRACK_MODIFICATIONS = False
@@ -56,13 +74,13 @@ class Config:
         # port (EYE_WEB_PROCESSES, i.e. gunicorn --workers N) nothing routes them so, and the other
         # process answers 400 "Invalid session". So polling is on by default for one web process
         # only; EYE_SOCKETIO_POLLING=1 turns it on behind a balancer with sticky sessions.
-        polling = _bool("EYE_SOCKETIO_POLLING", default=int(env.get("EYE_WEB_PROCESSES") or "1") <= 1)
+        polling = _bool(env, "EYE_SOCKETIO_POLLING", default=int(env.get("EYE_WEB_PROCESSES") or "1") <= 1)
         self.EYE_SOCKETIO_TRANSPORTS = ["websocket", "polling"] if polling else ["websocket"]
         # Seconds the API waits for the broker (connect + publisher confirm) before answering 503.
         self.EYE_PUBLISH_TIMEOUT = float(env.get("EYE_PUBLISH_TIMEOUT", "1.0"))
 
         self.EYE_MAX_CLOCK_SKEW = float(env.get("EYE_MAX_CLOCK_SKEW", "300"))
-        self.EYE_STRICT_EVENT_TYPES = _bool("EYE_STRICT_EVENT_TYPES")
+        self.EYE_STRICT_EVENT_TYPES = _bool(env, "EYE_STRICT_EVENT_TYPES")
         self.EYE_RATE_LIMIT = env.get("EYE_RATE_LIMIT", "")
         # Flask-Limiter: counts live in each web process unless a shared storage is given
         # (e.g. redis://): with N processes behind a balancer, a key then gets up to N times the limit.
@@ -125,9 +143,9 @@ def _broker_transport_options(config: Config) -> dict:
     return {}
 
 
-def _dev_secret() -> str:
+def _dev_secret(folder: Path) -> str:
     """A stable per-data-dir secret for the embedded default, so tokens survive a restart."""
-    path = data_dir() / "secret_key"
+    path = folder / "secret_key"
     if path.exists():
         return path.read_text().strip()
     import secrets

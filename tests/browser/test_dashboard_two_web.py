@@ -16,7 +16,6 @@ import pytest
 
 from app import create_app
 from tests.browser.conftest import CHROMIUM_ARGS, block_websocket, wait_in_page
-from tests.fixtures.apps import environment
 from tests.fixtures.processes import BIN, ROOT, ServiceProcess, free_port, wait_for_http
 from tests.fixtures.services import delete_broker_entities
 
@@ -33,8 +32,7 @@ def app_with(tmp_path, **env):
     """An app on the embedded default made under these settings (no server needed to look at it)."""
     embedded = {"EYE_DATA_DIR": str(tmp_path), "DATABASE_URL": "", "CELERY_BROKER_URL": "",
                 "SOCKETIO_MESSAGE_QUEUE": "", "EYE_WEB_PROCESSES": "", "EYE_SOCKETIO_POLLING": ""}
-    with environment(**{**embedded, **env}):
-        return create_app({"TESTING": True})
+    return create_app({**embedded, **env, "TESTING": True})
 
 
 @pytest.mark.parametrize(("env", "transports"), [

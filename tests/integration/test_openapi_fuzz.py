@@ -12,13 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from app import create_app
-from tests.fixtures.apps import environment
 
 
 def operation_labels() -> list[str]:
     # Only the document is needed to list the operations: the embedded default can serve it.
-    with environment(DATABASE_URL="", CELERY_BROKER_URL="", EYE_DATA_DIR="/tmp/eye-openapi-labels"):
-        app = create_app({"TESTING": True})
+    app = create_app({"DATABASE_URL": "", "CELERY_BROKER_URL": "", "EYE_DATA_DIR": "/tmp/eye-openapi-labels",
+                      "SECRET_KEY": "labels-only", "TESTING": True})
     document = app.test_client().get("/openapi.json").json
     return [f"{method.upper()} {path}" for path, item in document["paths"].items() for method in item
             if method in ("get", "post", "put", "patch", "delete")]

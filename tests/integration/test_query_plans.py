@@ -14,8 +14,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ClauseElement, Executable
 
-from app.extensions import db
 from app.event_types import launch_registry
+from app.extensions import db
 from app.queries.errors import unregistered_events_query
 from app.queries.events import EventFilters, RejectionFilters, events_query, rejections_query
 from tests.fixtures.apps import migrated_app
