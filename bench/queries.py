@@ -295,7 +295,7 @@ def main() -> int:
 
     from app import create_app
     from app.extensions import db
-    from app.services import keys
+    from app.identity import keys
 
     app = create_app()
     engine = engine_for(url)

@@ -1,6 +1,6 @@
 """`flask apps …` and `flask keys …`: keys shown once, listed by prefix, revocable."""
 
-from app.services import keys
+from app.identity import keys
 
 
 def run(app, *args):

@@ -18,10 +18,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     from app.dashboard import views as dashboard
     from app.event_types import init_app as init_event_types
     from app.extensions import api, db, migrate, socketio
+    from app.identity import keys
     from app.ingest.validation import envelope_check
     from app.observability import logs, metrics
     from app.rate_limits import init_rate_limits
-    from app.services import keys
     from tasks.celery_app import celery_init_app
 
     init_event_types(app)  # first: the OpenAPI document and the views read it

@@ -7,7 +7,7 @@ from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy.exc import IntegrityError
 
-from app.services import keys
+from app.identity import keys
 
 apps_cli = AppGroup("apps", help="Applications that send events.")
 keys_cli = AppGroup("keys", help="API keys of the applications.")

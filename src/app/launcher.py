@@ -21,7 +21,7 @@ def prepare(app) -> dict[str, str]:
     """Apply the migrations and make fresh demo keys; returns the lines to print."""
     from flask_migrate import upgrade
 
-    from app.services import keys
+    from app.identity import keys
 
     with app.app_context():
         upgrade(directory=app.extensions["migrate"].directory)

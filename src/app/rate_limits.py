@@ -5,7 +5,7 @@ import hashlib
 from flask import Flask, request
 from flask_limiter import Limiter
 
-from app.services.keys import KEY_MARK
+from app.identity.keys import KEY_MARK
 
 
 def rate_limit_identity() -> str:

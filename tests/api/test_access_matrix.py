@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from app.services import keys
+from app.identity import keys
 
 # The scope each API operation needs; a new route fails test_every_api_route_is_in_the_matrix.
 REQUIRED_SCOPE = {

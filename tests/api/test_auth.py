@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db
+from app.identity import keys
 from app.models import ApiKey
-from app.services import keys
 
 
 @pytest.fixture

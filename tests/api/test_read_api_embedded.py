@@ -12,8 +12,8 @@ import pytest
 from app.api.event_types import self_contained
 from app.api.openapi import payload_schema_name
 from app.event_types import launch_registry
+from app.identity import keys
 from app.messages import build_message, build_part
-from app.services import keys
 from app.storage.message import store_message
 
 registry = launch_registry()  # the registry every app is made with

@@ -243,7 +243,7 @@ def test_get_mouse_metrics_answers_errors_as_the_contract_says(live_url, pg_key,
 @pytest.mark.parametrize("caller", ["none", "unknown", "revoked", "ingest", "read", "ingest+read", "admin"])
 def test_socket_access_matrix(live_url, watch, pg_app, pg_key, caller):
     """Section 2 × the Socket.IO door: only a key with the read scope may connect and subscribe."""
-    from app.services import keys
+    from app.identity import keys
 
     if caller == "none":
         auth = None
@@ -268,7 +268,7 @@ def test_socket_access_matrix(live_url, watch, pg_app, pg_key, caller):
 
 
 def test_a_revoked_key_stops_working_within_five_seconds_in_another_process(live_url, pg_app, pg_key):
-    from app.services import keys
+    from app.identity import keys
 
     key = pg_key("read")
     assert get(live_url, "/api/v1/event-types", {"X-API-Key": key}).status_code == 200  # now cached there

@@ -17,9 +17,9 @@ from sqlalchemy import func, select
 
 from app.event_types import launch_registry
 from app.extensions import db
+from app.identity.keys import authenticate
 from app.ingest.validation import validate_event
 from app.models import Event, Rejection
-from app.services.keys import authenticate
 from tests.fixtures.apps import wait_for
 
 registry = launch_registry()  # the registry every app is made with

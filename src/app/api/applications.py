@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from app.api.auth import SECURITY, require_scope
 from app.api.schemas import ErrorBody
 from app.extensions import db
-from app.services import keys
+from app.identity import keys
 
 blp = Blueprint("applications", __name__, url_prefix="/api/v1", description="Applications and API keys (admin)")
 

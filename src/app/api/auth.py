@@ -5,7 +5,7 @@ from functools import wraps
 from flask import current_app, g, request
 from flask_smorest import abort
 
-from app.services import dashboard_tokens, keys
+from app.identity import dashboard_tokens, keys
 
 SECURITY = [{"ApiKey": []}, {"BearerKey": []}]
 

@@ -5,10 +5,10 @@ from flask import request
 from flask_smorest import abort
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from app.identity.keys import Principal
 from app.ingest import json_numbers
 from app.ingest.events import record_request_rejection
 from app.ingest.validation import BODY_TOO_LARGE, MALFORMED_JSON, UNSUPPORTED_MEDIA_TYPE
-from app.services.keys import Principal
 
 
 def read_json_body(principal: Principal):

@@ -17,7 +17,7 @@ from flask_socketio import join_room, leave_room
 
 from app.dashboard.broadcast import session_room
 from app.extensions import socketio
-from app.services import dashboard_tokens, keys
+from app.identity import dashboard_tokens, keys
 
 log = logging.getLogger(__name__)
 

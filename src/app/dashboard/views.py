@@ -2,8 +2,8 @@
 
 from flask import Blueprint, current_app, render_template
 
-from app.services.dashboard_tokens import DASHBOARD_APPLICATION, issue_token
-from app.services.keys import get_or_create_application
+from app.identity.dashboard_tokens import DASHBOARD_APPLICATION, issue_token
+from app.identity.keys import get_or_create_application
 
 blp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 

@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 from flask import current_app
 
 from app.event_types import current_registry
+from app.identity.keys import Principal
 from app.ingest.json_numbers import as_sent
 from app.ingest.publishing import BrokerUnavailable, publish_part
 from app.ingest.validation import Verdict, validate_event
 from app.messages import build_part, rejection_record
 from app.observability.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED, PUBLISH_SECONDS
-from app.services.keys import Principal
 
 log = logging.getLogger(__name__)
 

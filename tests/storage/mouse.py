@@ -4,9 +4,9 @@ import uuid
 from datetime import UTC, datetime
 
 from app.extensions import db
+from app.identity import keys
 from app.messages import build_message, build_part
 from app.models import MouseTotals
-from app.services import keys
 from app.storage.message import store_message
 
 

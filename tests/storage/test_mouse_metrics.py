@@ -15,7 +15,7 @@ from app.mouse_geometry import (
     sorted_points,
     step_velocities,
 )
-from tests.services.mouse import mouse_event
+from tests.storage.mouse import mouse_event
 
 T0 = 1_700_000_000_000
 

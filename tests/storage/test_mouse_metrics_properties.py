@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.mouse_geometry import path_length
-from tests.services.mouse import mouse_event
+from tests.storage.mouse import mouse_event
 
 T0 = 1_700_000_000_000
 # Each example uses a fresh session id, so examples sharing the function-scoped app is harmless.

@@ -4,7 +4,7 @@ import uuid
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from app.services.keys import Principal
+from app.identity.keys import Principal
 
 SALT = "eye-dashboard-token"
 MOUSE_MOVE = ("mouse", "move")

@@ -5,7 +5,7 @@ import time
 
 from itsdangerous.timed import TimestampSigner
 
-from app.services import dashboard_tokens
+from app.identity import dashboard_tokens
 
 SECRET = "test-secret"
 

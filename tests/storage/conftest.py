@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from tests.services.mouse import MouseSender
+from tests.storage.mouse import MouseSender
 
 
 @pytest.fixture

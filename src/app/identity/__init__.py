@@ -1,0 +1,1 @@
+"""Identity: API keys and their scopes, and the short-lived dashboard tokens."""

@@ -1,1 +1,0 @@
-"""What the views and the tasks share: the product's operations."""
