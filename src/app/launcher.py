@@ -44,14 +44,119 @@ def forget_stale_socketio_queues() -> None:
                 message.unlink(missing_ok=True)
 
 
-def wait_until_up(url: str, process: subprocess.Popen, seconds: float = 60) -> None:
+# Ctrl-C asks the children to stop gracefully (SIGTERM): gunicorn answers the requests in flight,
+# Celery lets running tasks finish. What still runs after QUICK_STOP_SECONDS is told to stop at once
+# (SIGQUIT): Celery's warm shutdown can wait up to 30 s for a pool process that waits for its parent
+# to read its last result (billiard), and its cold shutdown still hands every unacknowledged message
+# back to the broker. What still runs after KILL_SECONDS is killed (RabbitMQ then requeues what the
+# worker held). The whole stop stays within 10 s.
+QUICK_STOP_SECONDS = 4.0
+KILL_SECONDS = 7.0
+
+
+class StopRequest:
+    """The signal handler: counts the signals that ask `make run` to stop."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, signum, frame) -> None:
+        self.count += 1
+
+    @property
+    def asked(self) -> bool:
+        return self.count > 0
+
+
+def start_child(args: list[str], nice: int = 0) -> subprocess.Popen:
+    """Start a service process in a process group of its own, tied to this launcher's life.
+
+    A terminal's Ctrl-C signals its whole foreground process group. There, every process of the
+    tree would get that SIGINT on top of the signal its parent sends it (a gunicorn worker its
+    master's SIGQUIT right behind the terminal's SIGINT: see gunicorn_conf._stop_promptly). In a
+    group of its own a child hears the launcher alone, which stops it in stages (stop_children),
+    and one killpg reaches the child with its own children (gunicorn's workers, Celery's pool).
+    """
+    die_with_launcher = _parent_death_signal(os.getpid())
+
+    def in_child() -> None:
+        if nice:
+            os.nice(nice)
+        die_with_launcher()
+
+    return subprocess.Popen(args, process_group=0, preexec_fn=in_child)
+
+
+def _parent_death_signal(launcher: int):
+    """A function for a child to call before exec: SIGTERM it if the launcher dies (Linux only).
+
+    Out of the terminal's process group, the children would outlive a launcher that was killed.
+    """
+    if not sys.platform.startswith("linux"):
+        return lambda: None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child only calls it
+    pr_set_pdeathsig = 1
+
+    def set_it() -> None:
+        prctl(pr_set_pdeathsig, int(signal.SIGTERM))
+        if os.getppid() != launcher:  # the launcher died before prctl: nobody will signal us
+            os._exit(1)
+
+    return set_it
+
+
+def stop_children(children: list[subprocess.Popen], stop: StopRequest) -> None:
+    """Stop every child within KILL_SECONDS, all at once, and leave none of their processes behind.
+
+    SIGTERM asks gunicorn's master for a graceful stop and Celery for its warm shutdown (running
+    tasks finish; messages prefetched but not started go back to the broker unacknowledged). Then
+    SIGQUIT (at QUICK_STOP_SECONDS, or at a second Ctrl-C) asks both to stop at once; a child still
+    running at KILL_SECONDS, or at a third Ctrl-C, is killed with its whole process group.
+    """
+    started, asked = time.monotonic(), stop.count
+
+    def running() -> list[subprocess.Popen]:
+        return [child for child in children if child.poll() is None]
+
+    for stage, (after, signum) in enumerate(((0.0, signal.SIGTERM), (QUICK_STOP_SECONDS, signal.SIGQUIT),
+                                             (KILL_SECONDS, signal.SIGKILL))):
+        # A further Ctrl-C skips to the next stage.
+        while running() and time.monotonic() - started < after and stop.count <= max(asked, 1) + stage - 1:
+            time.sleep(0.1)
+        if not running():
+            break
+        if stage:
+            names = ", ".join(os.path.basename(child.args[0]) for child in running())
+            action = "killing it" if signum == signal.SIGKILL else "stopping it at once"
+            print(f"# still running after {time.monotonic() - started:.0f} s: {names}; {action}",
+                  file=sys.stderr, flush=True)
+        if signum == signal.SIGKILL:
+            break  # below, for every child
+        for child in running():
+            child.send_signal(signum)
+    for child in children:
+        # Also after its leader is gone: a process its leader left behind (a gunicorn worker
+        # whose master was killed) still carries the group's id.
+        try:
+            os.killpg(child.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        child.wait()
+
+
+def wait_until_up(url: str, process: subprocess.Popen, stop: StopRequest, seconds: float = 60) -> bool:
+    """Wait for the web process to answer; False if a stop was asked for meanwhile."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
+        if stop.asked:
+            return False
         if process.poll() is not None:
             raise SystemExit(f"the web process exited with status {process.returncode}")
         try:
             with urllib.request.urlopen(f"{url}/healthz", timeout=1):
-                return
+                return True
         except OSError:
             time.sleep(0.2)
     raise SystemExit("the web process did not answer within a minute")
@@ -97,42 +202,37 @@ def main() -> None:
     # On one machine the worker yields the CPU to the web process: a client waits for its answer,
     # the queue does not, and the broker holds the backlog safely meanwhile (docs/benchmarks.md).
     worker_nice = int(os.environ.get("EYE_WORKER_NICE", "10"))
-    worker = subprocess.Popen([
-        os.path.join(bin_dir, "celery"), "-A", "tasks.worker", "worker",
-        "--loglevel", os.environ.get("EYE_LOG_LEVEL", "WARNING"), "--concurrency", concurrency,
-        "--without-gossip", "--without-mingle", "--hostname", f"eye-{port}@%h",
-    ], preexec_fn=lambda: os.nice(worker_nice))
-    web = subprocess.Popen([
-        os.path.join(bin_dir, "gunicorn"), "--config", "python:app.observability.gunicorn_conf",
-        "--bind", f"{host}:{port}",
-        # More than one process needs sticky sessions for Socket.IO's long-polling transport.
-        "--workers", os.environ.get("EYE_WEB_PROCESSES", "1"), "--threads", os.environ.get("EYE_WEB_THREADS", "64"),
-        "--log-level", os.environ.get("EYE_LOG_LEVEL", "warning").lower(), "app:create_app()",
-    ])
-    children = [web, worker]
-
-    def stop(*_):
-        for child in children:
-            if child.poll() is None:
-                child.terminate()
-        for child in children:
-            try:
-                child.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                child.kill()
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    url = f"http://{host}:{port}"
-    wait_until_up(url, web)
-    print(f"EYE_URL={url}", flush=True)
-    for name, value in lines.items():
-        print(f"{name}={value}", flush=True)
-    print(f"# Swagger UI: {url}/   live mouse chart: {url}/dashboard   (Ctrl-C stops)", flush=True)
-    while all(child.poll() is None for child in children):
-        time.sleep(0.5)
-    stop()
+    # From here a signal only asks for the stop: the loops below notice it, and stop_children
+    # does the stopping, outside any signal handler.
+    stop = StopRequest()
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop)
+    children = []
+    try:
+        children.append(start_child([
+            os.path.join(bin_dir, "celery"), "-A", "tasks.worker", "worker",
+            "--loglevel", os.environ.get("EYE_LOG_LEVEL", "WARNING"), "--concurrency", concurrency,
+            "--without-gossip", "--without-mingle", "--hostname", f"eye-{port}@%h",
+        ], nice=worker_nice))
+        web = start_child([
+            os.path.join(bin_dir, "gunicorn"), "--config", "python:app.observability.gunicorn_conf",
+            "--bind", f"{host}:{port}",
+            # More than one process needs sticky sessions for Socket.IO's long-polling transport.
+            "--workers", os.environ.get("EYE_WEB_PROCESSES", "1"),
+            "--threads", os.environ.get("EYE_WEB_THREADS", "64"),
+            "--log-level", os.environ.get("EYE_LOG_LEVEL", "warning").lower(), "app:create_app()",
+        ])
+        children.append(web)
+        url = f"http://{host}:{port}"
+        if wait_until_up(url, web, stop):
+            print(f"EYE_URL={url}", flush=True)
+            for name, value in lines.items():
+                print(f"{name}={value}", flush=True)
+            print(f"# Swagger UI: {url}/   live mouse chart: {url}/dashboard   (Ctrl-C stops)", flush=True)
+            while not stop.asked and all(child.poll() is None for child in children):
+                time.sleep(0.2)
+    finally:
+        stop_children(children, stop)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """gunicorn settings for The Eye's web process: `gunicorn -c python:app.observability.gunicorn_conf …`."""
 
 import os
+import signal
+import threading
 
 from app.observability.lingering_close import LingeringClose
 from app.observability.logs import configure_logging
@@ -8,6 +10,12 @@ from app.observability.logs import configure_logging
 # Our request log (one JSON line per request) replaces gunicorn's access log.
 accesslog = None
 worker_class = "gthread"
+# A stopping worker gives the requests in flight this long (gunicorn's default is 30 s), then its
+# master kills it. Ours answer within seconds, and the Socket.IO connections, which last as long as
+# their clients, are closed as the stop begins (_stop_promptly): only a stuck request waits this
+# long, and a stop stays within what `make run`'s Ctrl-C (app/launcher.py) and `docker stop` (10 s)
+# allow.
+graceful_timeout = 5
 
 
 def post_worker_init(worker):
@@ -15,3 +23,45 @@ def post_worker_init(worker):
     # Here, not in create_app: it works on gunicorn's own request and socket objects, and an early
     # refusal of a large body must be answered, not reset, whichever app gunicorn serves.
     worker.wsgi = LingeringClose(worker.wsgi)
+    _stop_promptly(worker)
+
+
+def worker_exit(server, worker):
+    # A quick stop (SIGINT, SIGQUIT) leaves the worker's loop at once; the interpreter then joins the
+    # thread pool's threads as it exits, and one serving a Socket.IO client would never return.
+    if worker.booted:  # else the app never loaded: no connection to close
+        from app.dashboard.live import close_connections
+
+        close_connections()
+
+
+def _stop_promptly(worker):
+    """Let the stop signals stop the worker at once, whatever its clients do.
+
+    SIGTERM: gthread stops accepting and waits for the connections in flight, and a WebSocket or a
+    long poll stays in flight as long as its client: they are closed as the stop begins, on the
+    worker's own loop (not in the signal handler, which may have interrupted anything).
+
+    SIGINT and SIGQUIT: a terminal's Ctrl-C reaches the worker with its master's SIGQUIT right
+    behind. gthread's handler, entered again while the first call holds its thread pool's shutdown
+    lock, would wait for that lock forever, and the worker would outlive its master.
+    """
+    from app.dashboard.live import close_connections
+
+    graceful, quick = worker.handle_exit, worker.handle_quit
+    quitting = threading.Lock()
+
+    def handle_exit(sig, frame):
+        graceful(sig, frame)
+        method_queue = getattr(worker, "method_queue", None)  # gthread's: runs calls on its loop
+        if method_queue is not None:
+            method_queue.defer(close_connections)
+
+    def handle_quit(sig, frame):
+        if quitting.acquire(blocking=False):  # the first stop signal only; it exits the process
+            quick(sig, frame)
+
+    signal.signal(signal.SIGTERM, handle_exit)
+    signal.siginterrupt(signal.SIGTERM, False)  # as gunicorn has it: a request's system calls go on
+    signal.signal(signal.SIGINT, handle_quit)
+    signal.signal(signal.SIGQUIT, handle_quit)
