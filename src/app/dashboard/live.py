@@ -115,3 +115,16 @@ def close_connections() -> None:
             client.close(wait=False, reason=eio.reason.SERVER_DISCONNECT)
         except Exception:  # the others must be closed all the same
             log.exception("could not close Socket.IO connection %s", client.sid)
+
+
+def listen_for_worker_metrics() -> None:
+    """Start this web process's listener on the Socket.IO channel now, as the process boots.
+
+    python-socketio starts it at the first client's connection, and the listener then needs a
+    moment to bind its queue to the channel: what the workers sent that client meanwhile was lost
+    (seen under load, a short path's first metrics). Started at boot, it is bound before any client.
+    """
+    server = socketio.server
+    if server is not None and not server.manager_initialized:
+        server.manager_initialized = True
+        server.manager.initialize()

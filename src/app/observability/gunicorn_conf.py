@@ -24,6 +24,9 @@ def post_worker_init(worker):
     # refusal of a large body must be answered, not reset, whichever app gunicorn serves.
     worker.wsgi = LingeringClose(worker.wsgi)
     _stop_promptly(worker)
+    from app.dashboard.live import listen_for_worker_metrics
+
+    listen_for_worker_metrics()
 
 
 def worker_exit(server, worker):
