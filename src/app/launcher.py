@@ -30,6 +30,8 @@ def prepare(app) -> dict[str, str]:
         demo = keys.create_key("demo", ["ingest", "read"])
         keys.get_or_create_application("operators")
         admin = keys.create_key("operators", ["admin"])
+        # The launcher is done with the database: its idle connection would hold a server process.
+        app.extensions["sqlalchemy"].engine.dispose()
         return {"EYE_API_KEY": demo.key, "EYE_ADMIN_KEY": admin.key}
 
 
