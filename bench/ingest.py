@@ -8,6 +8,9 @@ accepted event is in the database and reports the end-to-end rate, the lag and t
 (accepted == stored, nothing extra). Prints a table and writes JSON (--json, default
 bench/results/ingest-<time>.json). Load comes from --processes processes × --concurrency threads,
 each with its own keep-alive connection; --rate caps the total events/s (a steady load).
+
+With --steps (% of --capacity) or --step-rates (events/s) it holds constant offered rates instead,
+one step after the other, and says which is sustainable: bench/ingest_steps.py.
 """
 
 import argparse
@@ -29,8 +32,10 @@ import orjson
 PAGES = ["/", "/pricing", "/blog/eye", "/signup", "/docs/api"]
 
 
-def make_event(kind: str, session_id: str) -> dict:
-    now = datetime.now(UTC).isoformat()
+def make_event(kind: str, session_id: str, at: float | None = None) -> dict:
+    """One event of `kind`, timestamped `at` (epoch seconds; default now)."""
+    at = time.time() if at is None else at
+    now = datetime.fromtimestamp(at, UTC).isoformat()
     base = {"event_id": str(uuid.uuid4()), "session_id": session_id, "timestamp": now}
     path = random.choice(PAGES)
     if kind == "pageview":
@@ -42,7 +47,7 @@ def make_event(kind: str, session_id: str) -> dict:
     if kind == "submit":
         return {**base, "category": "form interaction", "name": "submit",
                 "data": {"host": "shop.example.com", "path": path, "form": {"email": "a@example.com", "plan": "pro"}}}
-    t0 = time.time() * 1000 - 1000
+    t0 = at * 1000 - 1000
     points = [{"x": 100 + i * 3, "y": 200 + i * 4, "t": t0 + i * 10} for i in range(20)]
     return {**base, "category": "mouse", "name": "move", "data": {"points": points, "tab": "bench"}}
 
@@ -89,7 +94,9 @@ def load_worker(args, sessions, deadline, rate_per_thread, results, progress, se
             response = connection.getresponse()
             answer = response.read()
             status = response.status
-        except OSError as exc:
+        # Any failure of one request (reset, refused, a malformed answer) is counted, and the thread
+        # goes on: a thread that ended here would never report, and the bench would wait forever.
+        except (OSError, http.client.HTTPException) as exc:
             status = f"error:{type(exc).__name__}"
             connection.close()
             connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=30)
@@ -144,15 +151,40 @@ def main() -> int:
                         help="where to count stored events (default: DATABASE_URL, else make run's embedded server)")
     parser.add_argument("--mode", choices=["single", "batch"], default="single")
     parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--concurrency", type=int, default=8, help="threads per process")
-    parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--concurrency", type=int, help="threads per process (default 8; steps: 32 connections)")
+    parser.add_argument("--processes", type=int, help="load processes (default 1; steps: 2)")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of load")
     parser.add_argument("--rate", type=float, default=0, help="total events/s to aim at (0: as fast as possible)")
     parser.add_argument("--mix", default="pageview=5,cta=2,submit=1,mouse=2")
     parser.add_argument("--sessions", type=int, default=500)
     parser.add_argument("--drain-timeout", type=float, default=300)
     parser.add_argument("--json", dest="json_path")
+    steps = parser.add_argument_group("constant-rate steps (bench/README.md, \"Sustainable rate\")")
+    steps.add_argument("--steps", help="offered rates as %% of --capacity, e.g. 25,50,75,100,125,150")
+    steps.add_argument("--capacity", type=float, help="events/s that --steps are percentages of")
+    steps.add_argument("--step-rates", help="offered rates in events/s, e.g. 100,200,300")
+    steps.add_argument("--step-seconds", type=float, default=30.0, help="how long each rate is held")
+    steps.add_argument("--shape", choices=["single", "batch10", "batch100", "mixed"],
+                       help="single events, batches of 10 or 100 (page views, clicks, submits), or batches of 100 "
+                            "with --mix (mouse moves included); default: --mode, --batch-size and --mix")
+    steps.add_argument("--queue", default=os.environ.get("EYE_QUEUE", "eye.events"),
+                       help="the service's RabbitMQ queue, whose depth is read each second")
+    steps.add_argument("--broker-url", default=os.environ.get("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//"))
+    steps.add_argument("--late-ms", type=float, default=10.0,
+                       help="a request sent later than this after its due time is late")
+    steps.add_argument("--flat-tolerance", type=float, default=0.02,
+                       help="a backlog is flat while it grows by less than this fraction of the offered rate")
+    steps.add_argument("--p99-limit-ms", type=float, default=100.0)
+    steps.add_argument("--sample-every", type=float, default=1.0, help="seconds between samples of stored count and queue")
+    steps.add_argument("--step-warmup", type=float, default=5.0,
+                       help="seconds at a step's start left out of the slopes (at most a third of the step)")
+    steps.add_argument("--warmup-seconds", type=float, default=5.0,
+                       help="an untimed step at the first rate before the steps (0: none)")
+    steps.add_argument("--step-pause", type=float, default=2.0, help="seconds of quiet between steps")
     args = parser.parse_args()
+    stepped = bool(args.steps or args.step_rates)
+    if args.steps and not args.capacity:
+        parser.error("--steps needs --capacity (events/s)")
     if not args.api_key:
         parser.error("--api-key (or EYE_API_KEY) is required")
     if not args.database_url:
@@ -162,6 +194,11 @@ def main() -> int:
         args.database_url = url_of_running(folder)
         if args.database_url is None:
             parser.error(f"no --database-url, and no embedded server runs in {folder}")
+    if stepped:
+        import ingest_steps
+
+        return ingest_steps.run(args)
+    args.processes, args.concurrency = args.processes or 1, args.concurrency or 8
 
     sessions = [str(uuid.uuid4()) for _ in range(args.sessions)]
     results, progress = mp.Queue(), mp.Value("l", 0)
@@ -178,6 +215,9 @@ def main() -> int:
         try:
             collected.append(results.get(timeout=1))
         except Exception:
+            if not any(process.is_alive() for process in processes):
+                print(f"\nerror: {threads_total - len(collected)} load threads ended without a report", file=sys.stderr)
+                return 2
             elapsed = time.monotonic() - started
             print(f"\r  {elapsed:5.1f}s  accepted {progress.value:>9,}  ({progress.value / elapsed:,.0f}/s)",
                   end="", file=sys.stderr, flush=True)

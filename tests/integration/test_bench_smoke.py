@@ -18,9 +18,14 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def live_service(pg_app, service_env, start_web_process, start_worker_process, broker_url):
+def bench_queue(service_env) -> str:
+    return f"{service_env['EYE_QUEUE']}_bench"
+
+
+@pytest.fixture
+def live_service(pg_app, service_env, start_web_process, start_worker_process, broker_url, bench_queue):
     """A web process and a worker on the run's database, with a queue of their own (removed after)."""
-    queue = f"{service_env['EYE_QUEUE']}_bench"
+    queue = bench_queue
     env = {**service_env, "EYE_QUEUE": queue, "PYTHONPATH": str(ROOT / "src")}
     worker = start_worker_process(env)
     web, url = start_web_process(env)
@@ -46,6 +51,36 @@ def test_ingest_bench_runs_and_its_count_check_passes(live_service, pg_app, serv
         figures = json.loads(report.read_text())
         assert figures["count_check"] == "pass" and figures["accepted_events"] > 0
         assert "accepted events/s" in result.stdout
+
+
+STEP_FIELDS = {
+    "offered_per_second", "accepted_per_second", "stored_per_second", "stored_at_end_of_load", "drain_seconds",
+    "queue_slope_per_second", "backlog_slope_per_second", "late_requests", "statuses", "ack_latency_ms",
+    "cpu_seconds_per_1000_events", "missing", "duplicated", "extra", "count_check", "sustainable", "reasons",
+}
+
+
+def test_ingest_bench_steps_report_each_step_and_a_verdict(live_service, pg_app, service_env, broker_url,
+                                                           bench_queue, tmp_path):
+    key = make_key_factory(pg_app)("ingest")
+    report = tmp_path / "steps.json"
+    result = run_bench("bench/ingest.py", "--url", live_service, "--api-key", key, "--database-url",
+                       service_env["DATABASE_URL"], "--broker-url", broker_url, "--queue", bench_queue,
+                       "--shape", "single", "--step-rates", "20,40", "--step-seconds", "3", "--warmup-seconds", "1",
+                       "--step-pause", "0.5", "--processes", "1", "--concurrency", "4", "--drain-timeout", "30",
+                       "--json", str(report), timeout=90)
+    assert result.returncode == 0, result.stdout + result.stderr
+    figures = json.loads(report.read_text())
+    assert [step["target_per_second"] for step in figures["steps"]] == [20, 40]
+    for step in figures["steps"]:
+        assert STEP_FIELDS <= step.keys()
+        assert set(step["ack_latency_ms"]) == {"p50", "p99", "p99.9"}
+        assert set(step["cpu_seconds_per_1000_events"]) >= {"web", "worker", "postgresql", "rabbitmq", "bench"}
+        assert step["count_check"] == "pass" and step["accepted_events"] > 0
+        assert step["missing"] == step["duplicated"] == step["extra"] == 0
+    assert figures["count_check"] == "pass"
+    assert {"sustainable_per_second", "rule", "text"} <= figures["verdict"].keys()
+    assert "verdict:" in result.stdout
 
 
 def test_mouse_bench_runs(live_service, tmp_path):
