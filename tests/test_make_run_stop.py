@@ -294,17 +294,24 @@ def test_ctrl_c_with_a_backlog_stops_within_10_s_and_loses_nothing(make_run, rea
 
     try:
         # A backlog, made certain: the worker is paused while the messages pile up (one per request),
-        # then resumed; Ctrl-C comes as it stores the first, holding more unacknowledged.
+        # then resumed with the sessions table locked, so that it blocks inside its transaction,
+        # holding its messages unacknowledged, when Ctrl-C comes. (Left to run, it could drain the
+        # whole backlog before the stop reached it.)
         worker = processes_of_session(run.session)["celery"]
         for pid in worker:
             os.kill(pid, signal.SIGSTOP)
         try:
             accepted = [event_id for _ in range(12) for event_id in post_events(run, pageviews(sample, session_id, 500))]
         finally:
-            for pid in worker:
-                os.kill(pid, signal.SIGCONT)
-        wait_for(stored_ids, interval=0.01)
-        run.stop(presses=presses)
+            with database.connect() as lock:
+                lock.execute(text("LOCK TABLE sessions IN EXCLUSIVE MODE"))
+                for pid in worker:
+                    os.kill(pid, signal.SIGCONT)
+                wait_for(lambda: lock.execute(text(
+                    "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                    "WHERE c.relname = 'sessions' AND NOT l.granted")).scalar() >= 1, timeout=30)
+                run.stop(presses=presses)
+                lock.rollback()
         stored_then = len(stored_ids())
         assert stored_then < len(accepted), "no backlog was left to stop with"
         assert queued_messages(real_servers["CELERY_BROKER_URL"]) > 0
