@@ -138,7 +138,7 @@ def _engine_options() -> dict:
 def _broker_transport_options(config: Config) -> dict:
     if config.CELERY_BROKER_URL.startswith(("amqp", "pyamqp")):
         # Publisher confirms: a 202 means RabbitMQ holds the event.
-        # (The confirm's own timeout is given per publish: see services/publishing.py.)
+        # (The confirm's own timeout is given per publish: see ingest/publishing.py.)
         return {"confirm_publish": True}
     return {}
 

@@ -112,7 +112,7 @@ class BatchingPublisher:
 def encode_part(part: dict) -> bytes:
     """A part as the JSON the worker reads, encoded exactly; a rejection that cannot be is made safe.
 
-    Validation refuses any event the encoder cannot write (event_validation), so a failure here is a
+    Validation refuses any event the encoder cannot write (ingest/validation.py), so a failure here is a
     bug of ours, not an outage: it is logged and counted, and the part is still sent, its rejections'
     values written as text, so the record of each refusal is kept.
     """
