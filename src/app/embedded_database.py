@@ -77,7 +77,7 @@ class EmbeddedPostgres:
 
     def url_for(self, database: str) -> str:
         """A libpq/SQLAlchemy URL for `database`, through the socket."""
-        return f"postgresql://postgres@/{database}?host={quote(str(self.socket_dir), safe='/')}&port={self.port}"
+        return _socket_url(self.socket_dir, self.port, database)
 
     @property
     def url(self) -> str:
@@ -134,9 +134,7 @@ def start(data_folder: Path, settings: Mapping[str, str] | None = None, timeout:
     postmaster = _running_postmaster(folder)
     if postmaster is not None:
         # Left running by a run that was killed before it could stop it: take it over.
-        lines = _pid_file_lines(folder) + [""] * 5
-        socket_dir = Path(lines[4].strip()) if lines[4].strip() else folder
-        port = int(lines[3]) if lines[3].strip().isdigit() else PORT
+        socket_dir, port = _socket_of_running(folder)
         _logger.warning("PostgreSQL (pid %d) already runs on %s: using it", postmaster.pid, folder)
     else:
         _forget_stale_run(folder)
@@ -162,9 +160,18 @@ def url_of_running(data_folder: Path, database: str = DATABASE) -> str | None:
     folder = Path(data_folder).expanduser().resolve()
     if _running_postmaster(folder) is None:
         return None
+    return _socket_url(*_socket_of_running(folder), database)
+
+
+def _socket_url(socket_dir: Path, port: int, database: str) -> str:
+    return f"postgresql://postgres@/{database}?host={quote(str(socket_dir), safe='/')}&port={port}"
+
+
+def _socket_of_running(folder: Path) -> tuple[Path, int]:
+    """The socket folder and port a running server recorded in its postmaster.pid."""
     lines = _pid_file_lines(folder) + [""] * 5
     port = int(lines[3]) if lines[3].strip().isdigit() else PORT
-    return EmbeddedPostgres(folder, Path(lines[4].strip() or folder), 0, port).url_for(database)
+    return Path(lines[4].strip() or folder), port
 
 
 def _prepare_for_server_user(folder: Path) -> dict:

@@ -1,7 +1,7 @@
 """schemathesis over every operation of /openapi.json, with a key of every scope, on PostgreSQL.
 
-No 5xx, and every answer matches its documented status and schema. PostgreSQL, not SQLite: it is
-the stricter of the two (NUL characters, timestamp ranges) and what production runs on.
+No 5xx, and every answer matches its documented status and schema, on the one engine The Eye runs
+(PostgreSQL refuses NUL characters and timestamps out of its range: the cases worth fuzzing).
 (schemathesis's own pytest plugin does not load under pytest 9, so its Python API drives
 hypothesis here.)
 """

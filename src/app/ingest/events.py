@@ -59,10 +59,11 @@ def ingest_events(principal: Principal, items: list) -> IngestResult:
     """
     config = current_app.config
     received_at = datetime.now(UTC)
+    registry = current_registry()
     verdicts = [
         validate_event(
             item,
-            current_registry(),
+            registry,
             now=received_at,
             max_skew=config["EYE_MAX_CLOCK_SKEW"],
             strict_types=config["EYE_STRICT_EVENT_TYPES"],
@@ -105,7 +106,7 @@ def record_request_rejection(principal: Principal | None, kind: str, errors: dic
     EVENTS_REJECTED.labels(kind=kind).inc()
     application_id = principal.application_id if principal else None
     part = build_part(application_id, received_at, [],
-                         [rejection_record(application_id, kind, errors, raw, received_at, default=as_sent)])
+                      [rejection_record(application_id, kind, errors, raw, received_at, default=as_sent)])
     try:
         publish_part(part)
     except BrokerUnavailable:

@@ -74,11 +74,6 @@ def _float(text: str):
     return number
 
 
-def dumps_as_sent(value) -> bytes:
-    """JSON of a parsed body, each InexactNumber written back as the text the client sent."""
-    return orjson.dumps(value, default=as_sent)
-
-
 def as_sent(value):
     """orjson's `default` hook: an InexactNumber is written as the text the client sent."""
     if isinstance(value, InexactNumber):
