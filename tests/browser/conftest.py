@@ -21,6 +21,19 @@ def chromium_path() -> str:
     return CHROMIUM
 
 
+@pytest.fixture
+def browser(chromium_path):
+    """Debian's Chromium, headless, driven by playwright; closed after the test."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
 def wait_in_page(page, expression: str, timeout: float = 15) -> None:
     """Poll a JavaScript expression from here: the page's CSP forbids the eval wait_for_function uses."""
     deadline = time.monotonic() + timeout

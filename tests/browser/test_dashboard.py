@@ -9,7 +9,7 @@ from itertools import pairwise
 
 import pytest
 
-from tests.browser.conftest import CHROMIUM_ARGS, block_websocket, wait_in_page
+from tests.browser.conftest import block_websocket, wait_in_page
 from tests.fixtures.apps import wait_for
 from tests.fixtures.processes import ROOT, free_port
 from tests.fixtures.services import delete_broker_entities
@@ -98,89 +98,71 @@ PATH_LENGTH = sum(math.dist(a, b) for a, b in pairwise(PATH))
 
 
 @pytest.mark.browser
-def test_the_chart_reaches_the_distance_the_mouse_travelled(chromium_path, live_service):
-    from playwright.sync_api import sync_playwright
+def test_the_chart_reaches_the_distance_the_mouse_travelled(browser, live_service):
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 720})
-            problems = []
-            page.on("pageerror", lambda error: problems.append(str(error)))
-            # Console errors name no URL: failed responses are recorded with theirs instead.
-            page.on("console", lambda m: m.type == "error" and "Failed to load resource" not in m.text
-                    and problems.append(m.text))
-            page.on("response", lambda r: r.status >= 400 and not r.url.endswith("/favicon.ico")
-                    and problems.append(f"{r.status} {r.url}"))
-            page.goto(f"{live_service}/dashboard")
-            wait_in_page(page, "window.eyeDashboard.ready && window.eyeDashboard.connected")
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    problems = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    # Console errors name no URL: failed responses are recorded with theirs instead.
+    page.on("console", lambda m: m.type == "error" and "Failed to load resource" not in m.text
+            and problems.append(m.text))
+    page.on("response", lambda r: r.status >= 400 and not r.url.endswith("/favicon.ico")
+            and problems.append(f"{r.status} {r.url}"))
+    page.goto(f"{live_service}/dashboard")
+    wait_in_page(page, "window.eyeDashboard.ready && window.eyeDashboard.connected")
 
-            page.mouse.move(*PATH[0])
-            for x, y in PATH[1:]:
-                page.mouse.move(x, y, steps=40)
-            wait_in_page(page, f"Math.abs((window.eyeDashboard.latest || {{}}).distance - {PATH_LENGTH})"
-                               f" <= {0.01 * PATH_LENGTH}", timeout=20)
-            state = page.evaluate("() => ({latest: window.eyeDashboard.latest, sent: window.eyeDashboard.sentPoints,"
-                                  " status: document.getElementById('status').textContent})")
-            assert state["latest"]["distance"] == pytest.approx(PATH_LENGTH, rel=0.01)
-            assert state["latest"]["points"] >= 100 and state["sent"] >= 100
-            assert state["status"].startswith("connected") and "points sent" in state["status"]
-            assert problems == []  # no script error, no CSP violation
-        finally:
-            browser.close()
+    page.mouse.move(*PATH[0])
+    for x, y in PATH[1:]:
+        page.mouse.move(x, y, steps=40)
+    wait_in_page(page, f"Math.abs((window.eyeDashboard.latest || {{}}).distance - {PATH_LENGTH})"
+                       f" <= {0.01 * PATH_LENGTH}", timeout=20)
+    state = page.evaluate("() => ({latest: window.eyeDashboard.latest, sent: window.eyeDashboard.sentPoints,"
+                          " status: document.getElementById('status').textContent})")
+    assert state["latest"]["distance"] == pytest.approx(PATH_LENGTH, rel=0.01)
+    assert state["latest"]["points"] >= 100 and state["sent"] >= 100
+    assert state["status"].startswith("connected") and "points sent" in state["status"]
+    assert problems == []  # no script error, no CSP violation
 
 
 @pytest.mark.browser
-def test_where_websocket_is_blocked_one_web_process_serves_the_chart_by_long_polling(chromium_path, live_service):
+def test_where_websocket_is_blocked_one_web_process_serves_the_chart_by_long_polling(browser, live_service):
     """One web process holds every request of a session, so the page may fall back to long-polling."""
-    from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 720})
-            block_websocket(page, free_port())
-            page.goto(f"{live_service}/dashboard")
-            wait_in_page(page, "window.eyeDashboard.ready && window.eyeDashboard.connected")
-            page.mouse.move(*PATH[0])
-            for x, y in PATH[1:]:
-                page.mouse.move(x, y, steps=40)
-                page.wait_for_timeout(400)  # several batches: see test_dashboard_two_web.chart_a_path
-            wait_in_page(page, f"Math.abs((window.eyeDashboard.latest || {{}}).distance - {PATH_LENGTH})"
-                               f" <= {0.01 * PATH_LENGTH}", timeout=20)
-            status = page.evaluate("document.getElementById('status').textContent")
-            assert status.startswith("connected (polling)")
-        finally:
-            browser.close()
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    block_websocket(page, free_port())
+    page.goto(f"{live_service}/dashboard")
+    wait_in_page(page, "window.eyeDashboard.ready && window.eyeDashboard.connected")
+    page.mouse.move(*PATH[0])
+    for x, y in PATH[1:]:
+        page.mouse.move(x, y, steps=40)
+        page.wait_for_timeout(400)  # several batches: see test_dashboard_two_web.chart_a_path
+    wait_in_page(page, f"Math.abs((window.eyeDashboard.latest || {{}}).distance - {PATH_LENGTH})"
+                       f" <= {0.01 * PATH_LENGTH}", timeout=20)
+    status = page.evaluate("document.getElementById('status').textContent")
+    assert status.startswith("connected (polling)")
 
 
 @pytest.mark.browser
-def test_eye_client_batches_any_event_from_a_page(chromium_path, live_service, pg_app, pg_key):
+def test_eye_client_batches_any_event_from_a_page(browser, live_service, pg_app, pg_key):
     """Eye.client in a real browser: track() queues, flush() sends one batch, each event stored once."""
-    from playwright.sync_api import sync_playwright
     from sqlalchemy import select
 
     from app.extensions import db
     from app.models import Event
 
     key, session_id = pg_key("ingest"), str(uuid.uuid4())
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(f"{live_service}/dashboard")
-            result = page.evaluate("""async ([key, sessionId]) => {
-                const eye = Eye.client({apiKey: key, interval: 60000});
-                const ids = [
-                    eye.track(sessionId, "page interaction", "pageview", {host: location.host, path: "/"}),
-                    eye.track(sessionId, "page interaction", "cta click", {host: location.host, path: "/", element: "buy"}),
-                    eye.track(sessionId, "page interaction", "pageview", {host: location.host}),  // no path: rejected
-                ];
-                const done = await eye.flush();
-                return {ids, done, stats: eye.stats, pending: eye.pending()};
-            }""", [key, session_id])
-        finally:
-            browser.close()
+    page = browser.new_page()
+    page.goto(f"{live_service}/dashboard")
+    result = page.evaluate("""async ([key, sessionId]) => {
+        const eye = Eye.client({apiKey: key, interval: 60000});
+        const ids = [
+            eye.track(sessionId, "page interaction", "pageview", {host: location.host, path: "/"}),
+            eye.track(sessionId, "page interaction", "cta click", {host: location.host, path: "/", element: "buy"}),
+            eye.track(sessionId, "page interaction", "pageview", {host: location.host}),  // no path: rejected
+        ];
+        const done = await eye.flush();
+        return {ids, done, stats: eye.stats, pending: eye.pending()};
+    }""", [key, session_id])
     assert result["done"] is True and result["pending"] == 0
     assert result["stats"]["sent"] == 2 and result["stats"]["rejected"] == 1
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from app import create_app
-from tests.browser.conftest import CHROMIUM_ARGS, block_websocket, wait_in_page
+from tests.browser.conftest import block_websocket, wait_in_page
 from tests.fixtures.processes import BIN, ROOT, ServiceProcess, free_port, wait_for_http
 from tests.fixtures.services import delete_broker_entities
 
@@ -169,51 +169,39 @@ def chart_a_path(browser, url: str) -> dict:
 
 
 @pytest.mark.browser
-def test_every_page_gets_its_metrics_whichever_process_holds_its_socket(chromium_path, two_web_processes):
-    from playwright.sync_api import sync_playwright
+def test_every_page_gets_its_metrics_whichever_process_holds_its_socket(browser, two_web_processes):
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        try:
-            pages, holders = [], {}
-            while len(pages) < PAGES or 0 in holders.values():
-                assert len(pages) < MAX_PAGES, f"after {len(pages)} pages one process still held none: {holders}"
-                record = chart_a_path(browser, two_web_processes.url)
-                pages.append(record)
-                assert refused_requests(record["responses"]) == [], f"page {len(pages)}: requests refused"
-                assert record["errors"] == []
-                assert record["state"]["latest"]["distance"] == pytest.approx(PATH_LENGTH, rel=0.01)
-                assert record["state"]["latest"]["points"] >= 50
-                # One connection for the session's life: nothing for the other process to refuse.
-                assert record["state"]["transport"] == "websocket"
-                if len(pages) >= PAGES:
-                    holders = two_web_processes.sockets_per_process(open_pages=len(pages))
-            # Still connected, and nothing refused since (no reconnection through the other process).
-            for number, record in enumerate(pages, 1):
-                assert record["page"].evaluate("window.eyeDashboard.connected"), f"page {number} lost its socket"
-                assert refused_requests(record["responses"]) == [], f"page {number}: requests refused"
-                assert record["errors"] == [], f"page {number}"
-        finally:
-            browser.close()
+    pages, holders = [], {}
+    while len(pages) < PAGES or 0 in holders.values():
+        assert len(pages) < MAX_PAGES, f"after {len(pages)} pages one process still held none: {holders}"
+        record = chart_a_path(browser, two_web_processes.url)
+        pages.append(record)
+        assert refused_requests(record["responses"]) == [], f"page {len(pages)}: requests refused"
+        assert record["errors"] == []
+        assert record["state"]["latest"]["distance"] == pytest.approx(PATH_LENGTH, rel=0.01)
+        assert record["state"]["latest"]["points"] >= 50
+        # One connection for the session's life: nothing for the other process to refuse.
+        assert record["state"]["transport"] == "websocket"
+        if len(pages) >= PAGES:
+            holders = two_web_processes.sockets_per_process(open_pages=len(pages))
+    # Still connected, and nothing refused since (no reconnection through the other process).
+    for number, record in enumerate(pages, 1):
+        assert record["page"].evaluate("window.eyeDashboard.connected"), f"page {number} lost its socket"
+        assert refused_requests(record["responses"]) == [], f"page {number}: requests refused"
+        assert record["errors"] == [], f"page {number}"
 
 
 @pytest.mark.browser
-def test_where_websocket_is_blocked_the_page_does_not_fall_back_to_long_polling(chromium_path, two_web_processes):
+def test_where_websocket_is_blocked_the_page_does_not_fall_back_to_long_polling(browser, two_web_processes):
     """Long-polling would meet the other process: the page says it is not connected instead."""
-    from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            polls = []
-            page.on("request", lambda request: "transport=polling" in request.url and polls.append(request.url))
-            block_websocket(page, free_port())
-            page.goto(f"{two_web_processes.url}/dashboard")
-            wait_in_page(page, "window.eyeDashboard.ready && window.eyeDashboard.error !== null")
-            time.sleep(2)  # a reconnection attempt or two (the first comes after about a second)
-            status = page.evaluate("document.getElementById('status').textContent")
-            assert status.startswith("not connected: websocket error")
-            assert polls == []
-        finally:
-            browser.close()
+    page = browser.new_page()
+    polls = []
+    page.on("request", lambda request: "transport=polling" in request.url and polls.append(request.url))
+    block_websocket(page, free_port())
+    page.goto(f"{two_web_processes.url}/dashboard")
+    wait_in_page(page, "window.eyeDashboard.ready && window.eyeDashboard.error !== null")
+    time.sleep(2)  # a reconnection attempt or two (the first comes after about a second)
+    status = page.evaluate("document.getElementById('status').textContent")
+    assert status.startswith("not connected: websocket error")
+    assert polls == []
