@@ -132,6 +132,17 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
+def merge_reports(collected: list[dict]) -> tuple[list[str], list[float], dict[str, int]]:
+    """The load threads' reports as one: accepted event_ids, latencies, and answers by status."""
+    accepted = [i for c in collected for i in c["accepted"]]
+    latencies = [v for c in collected for v in c["latencies"]]
+    statuses: dict[str, int] = {}
+    for c in collected:
+        for status, n in c["statuses"].items():
+            statuses[status] = statuses.get(status, 0) + n
+    return accepted, latencies, statuses
+
+
 def count_stored(database_url: str, sessions: list[str]) -> list[str]:
     """The event_ids stored for the bench's sessions."""
     import psycopg2
@@ -226,12 +237,7 @@ def main() -> int:
     load_seconds = time.monotonic() - started
     print(file=sys.stderr)
 
-    accepted = [i for c in collected for i in c["accepted"]]
-    latencies = [s for c in collected for s in c["latencies"]]
-    statuses: dict[str, int] = {}
-    for c in collected:
-        for status, n in c["statuses"].items():
-            statuses[status] = statuses.get(status, 0) + n
+    accepted, latencies, statuses = merge_reports(collected)
 
     # Wait until the workers have stored everything that was accepted.
     stored_ids: list[str] = []

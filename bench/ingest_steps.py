@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import orjson
 import psutil
-from ingest import make_event, parse_mix, percentile
+from ingest import make_event, merge_reports, parse_mix, percentile
 
 PLAIN_MIX = "pageview=5,cta=2,submit=1"
 # name: (mode, batch size, mix; None = --mix, whose default includes mouse moves)
@@ -388,12 +388,7 @@ def run_step(args, number: int, rate: float, shape: dict, commands, results, pro
     stored_at_end = probe.stored_count(sessions)
     depth_end = probe.queue_depth()
 
-    accepted = [i for c in collected for i in c["accepted"]]
-    latencies = [v for c in collected for v in c["latencies"]]
-    statuses: dict[str, int] = {}
-    for c in collected:
-        for status, n in c["statuses"].items():
-            statuses[status] = statuses.get(status, 0) + n
+    accepted, latencies, statuses = merge_reports(collected)
     cpu = cpu_split(start, end, sum(c["cpu_seconds"] for c in collected))
 
     # Until everything the step was promised is stored: the count check, and an empty backlog for the next.
