@@ -5,6 +5,16 @@ set -euo pipefail
 cd "$(dirname "$0")"
 [ -x .venv/bin/celery ] && PATH="$PWD/.venv/bin:$PATH"
 
+# `start-celery.sh beat` starts Celery beat instead, which sends the partition upkeep every
+# EYE_MAINTENANCE_SECONDS (tasks/maintenance.py): run exactly one per deployment.
+if [ "${1:-}" = "beat" ]; then
+    shift
+    exec celery -A tasks.worker beat \
+        --loglevel "${EYE_LOG_LEVEL:-INFO}" \
+        --schedule "${EYE_BEAT_SCHEDULE:-/tmp/eye-celerybeat-schedule}" \
+        "$@"
+fi
+
 # TERM triggers Celery's warm shutdown: running tasks finish, unacknowledged messages go back to
 # the queue (acks_late), so a redeploy loses nothing.
 exec celery -A tasks.worker worker \

@@ -1,4 +1,5 @@
-"""Command line: `flask apps …` and `flask keys …` (keys are shown once, stored hashed)."""
+"""Command line: `flask apps …` and `flask keys …` (keys are shown once, stored hashed), and
+`flask partitions …` (what the periodic maintenance task does, by hand)."""
 
 import re
 
@@ -11,6 +12,7 @@ from app.identity import keys
 
 apps_cli = AppGroup("apps", help="Applications that send events.")
 keys_cli = AppGroup("keys", help="API keys of the applications.")
+partitions_cli = AppGroup("partitions", help="Time partitions of the tables that grow, and retention.")
 
 
 @apps_cli.command("create")
@@ -61,6 +63,55 @@ def revoke_key(prefix: str) -> None:
     click.echo(f"revoked {prefix}")
 
 
+@partitions_cli.command("list")
+def list_partitions() -> None:
+    """Each partitioned table's partitions: range, rows (estimate) and size."""
+    from app.maintenance import partitions  # pg-partsmith and pydantic: loaded when asked for
+
+    for row in partitions.list_partitions():
+        click.echo(f"{row['table']:<15} {row['partition']:<30} {row['rows_estimate']:>12} rows "
+                   f"{_size(row['bytes']):>9}  {row['bounds']}")
+
+
+@partitions_cli.command("ensure")
+def ensure_partitions() -> None:
+    """Make the current and next partitions of every table, where missing."""
+    from app.maintenance import partitions  # pg-partsmith and pydantic: loaded when asked for
+
+    for outcome in partitions.ensure():
+        for name in outcome.created:
+            click.echo(f"created {name}")
+        for note in outcome.notes:
+            click.echo(f"{outcome.table}: {note}", err=True)
+
+
+@partitions_cli.command("prune")
+@click.option("--dry-run", is_flag=True, help="Say what would go, change nothing.")
+def prune_partitions(dry_run: bool) -> None:
+    """Drop expired partitions; delete expired rows of DEFAULT partitions and expired sessions."""
+    from app.maintenance import partitions  # pg-partsmith and pydantic: loaded when asked for
+
+    verb = "would drop" if dry_run else "dropped"
+    outcomes, sessions = partitions.prune(dry_run=dry_run)
+    for outcome in outcomes:
+        for name in outcome.dropped:
+            click.echo(f"{verb} {name}")
+        if outcome.default_rows_deleted:
+            click.echo(f"{verb} {outcome.default_rows_deleted} expired rows of {outcome.table}_default")
+        for note in outcome.notes:
+            click.echo(f"{outcome.table}: {note}", err=True)
+    click.echo(f"{verb} {sessions} expired sessions")
+
+
+def _size(count: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if count < 1024 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return ""
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(apps_cli)
     app.cli.add_command(keys_cli)
+    app.cli.add_command(partitions_cli)

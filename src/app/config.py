@@ -1,8 +1,10 @@
 """Every setting of The Eye, read from the environment in one place, with its default."""
 
 import os
+import re
 from collections import ChainMap
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 
 # One default for the log level of every process (web, worker, launcher).
@@ -37,6 +39,47 @@ def embedded_database_url(env: Mapping = os.environ) -> str:
 
     folder = embedded_database_folder(env)
     return url_of_running(folder) or f"postgresql://postgres@/eye?host={folder}"
+
+
+def duration(text: str | None, name: str) -> timedelta | None:
+    """`400d`, `12w`, `36h`, `90m` (minutes) or `30s`; empty or `forever` means no limit (None)."""
+    if text is None or not str(text).strip() or str(text).strip().lower() == "forever":
+        return None
+    match = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", str(text).lower())
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f"{name}={text!r}: give a positive number of s, m, h, d or w (e.g. 400d), or 'forever'.")
+    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[match.group(2)]
+    return timedelta(**{unit: int(match.group(1))})
+
+
+# How long data is kept, read here only (the API, the workers, the maintenance task and the
+# migration all agree). See README "Partitions and retention".
+PARTITION_INTERVALS = ("day", "week", "month")
+DEFAULT_PARTITION_INTERVAL = "month"
+DEFAULT_ERRORS_RETENTION = "90d"
+DEFAULT_MOUSE_LATE_LIMIT = "2d"
+
+
+def retention(env: Mapping = os.environ) -> timedelta | None:
+    """EYE_RETENTION: events, sessions and mouse series; None keeps them forever (the default)."""
+    return duration(env.get("EYE_RETENTION"), "EYE_RETENTION")
+
+
+def errors_retention(env: Mapping = os.environ) -> timedelta | None:
+    """EYE_ERRORS_RETENTION: the errors store (default 90 days; `forever` keeps it)."""
+    return duration(env.get("EYE_ERRORS_RETENTION") or DEFAULT_ERRORS_RETENTION, "EYE_ERRORS_RETENTION")
+
+
+def mouse_late_limit(env: Mapping = os.environ) -> timedelta:
+    """EYE_MOUSE_LATE_LIMIT: how late a mouse batch may arrive and still be folded exactly."""
+    return duration(env.get("EYE_MOUSE_LATE_LIMIT") or DEFAULT_MOUSE_LATE_LIMIT, "EYE_MOUSE_LATE_LIMIT")
+
+
+def partition_interval(env: Mapping = os.environ) -> str:
+    value = (env.get("EYE_PARTITION_INTERVAL") or DEFAULT_PARTITION_INTERVAL).strip().lower()
+    if value not in PARTITION_INTERVALS:
+        raise ValueError(f"EYE_PARTITION_INTERVAL={value!r}: one of {', '.join(PARTITION_INTERVALS)}.")
+    return value
 
 
 # The embedded broker: kombu's filesystem transport, patched to write atomically (see
@@ -80,6 +123,14 @@ class Config:
         self.EYE_PUBLISH_TIMEOUT = float(env.get("EYE_PUBLISH_TIMEOUT", "1.0"))
 
         self.EYE_MAX_CLOCK_SKEW = float(env.get("EYE_MAX_CLOCK_SKEW", "300"))
+        # Partitions and retention (app/maintenance): checked here, so a typo stops the start.
+        self.EYE_RETENTION = retention(env)
+        self.EYE_ERRORS_RETENTION = errors_retention(env)
+        self.EYE_MOUSE_LATE_LIMIT = mouse_late_limit(env)
+        self.EYE_PARTITION_INTERVAL = partition_interval(env)
+        # Partitions kept ready ahead of the current one, and how often the periodic task runs.
+        self.EYE_PARTITIONS_AHEAD = int(env.get("EYE_PARTITIONS_AHEAD", "3"))
+        self.EYE_MAINTENANCE_SECONDS = float(env.get("EYE_MAINTENANCE_SECONDS", "3600"))
         self.EYE_STRICT_EVENT_TYPES = _bool(env, "EYE_STRICT_EVENT_TYPES")
         self.EYE_RATE_LIMIT = env.get("EYE_RATE_LIMIT", "")
         # Flask-Limiter: counts live in each web process unless a shared storage is given

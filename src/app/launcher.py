@@ -19,13 +19,16 @@ from app.observability.logs import configure_logging
 
 
 def prepare(app) -> dict[str, str]:
-    """Apply the migrations and make fresh demo keys; returns the lines to print."""
+    """Apply the migrations, make the current partitions, and make fresh demo keys; returns the lines to print."""
     from flask_migrate import upgrade
 
     from app.identity import keys
+    from app.maintenance import partitions
 
     with app.app_context():
         upgrade(directory=app.extensions["migrate"].directory)
+        # Beat's first upkeep comes an interval after the start: the current windows are made now.
+        partitions.ensure()
         keys.get_or_create_application("demo")
         demo = keys.create_key("demo", ["ingest", "read"])
         keys.get_or_create_application("operators")
@@ -221,6 +224,8 @@ def main() -> None:
             os.path.join(bin_dir, "celery"), "-A", "tasks.worker", "worker",
             "--loglevel", log_level(), "--concurrency", concurrency,
             "--without-gossip", "--without-mingle", "--hostname", f"eye-{port}@%h",
+            # The one worker also runs beat, which sends the partition upkeep (tasks/maintenance.py).
+            "--beat", "--schedule", str(data_dir() / "celerybeat-schedule"),
         ], nice=worker_nice))
         web = start_child([
             os.path.join(bin_dir, "gunicorn"), "--config", "python:app.observability.gunicorn_conf",

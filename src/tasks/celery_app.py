@@ -18,9 +18,16 @@ def celery_init_app(app: Flask) -> Celery:
             with app.app_context():
                 return self.run(*args, **kwargs)
 
-    celery_app = Celery(app.name, task_cls=FlaskTask, include=["tasks.ingest"])
+    celery_app = Celery(app.name, task_cls=FlaskTask, include=["tasks.ingest", "tasks.maintenance"])
     celery_app.flask_app = app
     celery_app.config_from_object(app.config["CELERY"])
+    # `celery beat` (one per deployment; `make run` starts it inside its worker) sends the upkeep.
+    celery_app.conf.beat_schedule = {
+        "maintain-partitions": {
+            "task": "eye.maintain_partitions",
+            "schedule": app.config["EYE_MAINTENANCE_SECONDS"],
+        },
+    }
     # No set_default(): Celery's worker looks tasks up in its *default* app when it runs them, so
     # a second Flask app made in the same process (tests do) would take over the running worker's
     # tasks, database and all. `celery -A tasks.worker` makes its own app the default anyway.

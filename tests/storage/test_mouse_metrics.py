@@ -93,9 +93,10 @@ def test_duplicate_points_count_once(send_moves, new_session, embedded_app):
 
 
 def test_a_redelivered_message_computes_nothing_twice(send_moves, new_session, embedded_app):
-    event_id = str(uuid.uuid4())
-    assert len(send_moves(new_session, [(T0, 0, 0), (T0 + 10, 3, 4)], event_id=event_id)) == 1
-    assert send_moves(new_session, [(T0, 0, 0), (T0 + 10, 3, 4)], event_id=event_id) == []
+    # A redelivery carries the very same event: same event_id, same timestamp.
+    event = mouse_event(new_session, [(T0, 0, 0), (T0 + 10, 3, 4)])
+    assert len(send_moves.message([event])) == 1
+    assert send_moves.message([event]) == []
     assert send_moves.totals(new_session).distance == 5
     assert len(stored_series(embedded_app, new_session)) == 1
 

@@ -11,6 +11,8 @@ from app.extensions import db
 
 
 class Rejection(db.Model):
+    """Partitioned by range of `received_at` (migration 0003), kept for EYE_ERRORS_RETENTION."""
+
     __tablename__ = "rejections"
     __table_args__ = (
         Index("ix_rejections_received", "received_at", "id"),
@@ -19,8 +21,9 @@ class Rejection(db.Model):
     )
 
     # Made by the API when it rejects, so recording the same rejection twice stores it once.
+    # (The partition key is part of the primary key, as PostgreSQL requires: the API sets both.)
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     application_id: Mapped[int | None] = mapped_column(
         ForeignKey("applications.id", ondelete="SET NULL")
     )

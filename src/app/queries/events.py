@@ -9,8 +9,8 @@ migrations 0001/0002); the plans are checked by tests/integration/test_query_pla
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from sqlalchemy import Select, select, tuple_
 
@@ -104,8 +104,30 @@ def events_query(filters: EventFilters, limit: int, after: tuple | None = None) 
 def list_events(filters: EventFilters, limit: int, cursor: str | None = None) -> Page:
     """One page of events in order (timestamp, then arrival); BadCursor if `cursor` is not ours."""
     after = _event_position(decode_cursor(EVENTS_LISTING, cursor)) if cursor else None
+    if filters.session_id is not None:
+        filters = within_session_span(filters)
+        if filters is None:
+            return Page(items=[], next_cursor=None)
     rows = db.session.execute(events_query(filters, limit + 1, after)).mappings().all()
     return _page(rows, limit, EVENTS_LISTING, _event_sort_key)
+
+
+def within_session_span(filters: EventFilters) -> EventFilters | None:
+    """The filters, with `since`/`until` narrowed to the session's first and last event times.
+
+    Events are partitioned by timestamp: with the span as constants, the planner reads only the
+    partitions the session has events in. None if the session has no stored event.
+    """
+    span = db.session.execute(
+        select(Session.first_event_at, Session.last_event_at).where(Session.session_id == filters.session_id)
+    ).first()
+    if span is None:
+        return None
+    first, last = span
+    since = max(filters.since, first) if filters.since else first
+    until_last = last + timedelta(microseconds=1)  # `until` is exclusive
+    until = min(filters.until, until_last) if filters.until else until_last
+    return replace(filters, since=since, until=until)
 
 
 def _event_sort_key(row) -> list:

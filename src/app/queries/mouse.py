@@ -18,12 +18,20 @@ def metrics_page(session_id: uuid.UUID, limit: int, cursor: str | None) -> dict:
     """One page of a session's metric series in processing order; BadCursor, UnknownSession."""
     kind = f"mouse-metrics:{session_id}"
     after = _cursor_id(kind, cursor) if cursor else 0
-    rows = db.session.execute(
-        select(MouseMetric.id, *(getattr(MouseMetric, name) for name in PUBLIC_FIELDS))
-        .where(MouseMetric.session_id == session_id, MouseMetric.id > after)
-        .order_by(MouseMetric.id)
-        .limit(limit + 1)
-    ).all()
+    span = db.session.execute(
+        select(MouseTotals.created_at, MouseTotals.updated_at).where(MouseTotals.session_id == session_id)
+    ).first()
+    rows = []
+    if span is not None:
+        # The series is partitioned by computed_at; its rows lie within the totals' span (they are
+        # written in the same transactions), so only those partitions are read.
+        rows = db.session.execute(
+            select(MouseMetric.id, *(getattr(MouseMetric, name) for name in PUBLIC_FIELDS))
+            .where(MouseMetric.session_id == session_id, MouseMetric.id > after,
+                   MouseMetric.computed_at >= span.created_at, MouseMetric.computed_at <= span.updated_at)
+            .order_by(MouseMetric.id)
+            .limit(limit + 1)
+        ).all()
     if not rows and not cursor and not _session_known(session_id):
         raise UnknownSession(str(session_id))
     page = rows[:limit]

@@ -1,7 +1,7 @@
-"""Stores events once each, and adds the new ones to their sessions (worker side).
+"""Stores events once each, adds the new ones to their sessions and counts their arrival (worker side).
 
-The database's unique key decides what is new: a redelivered message inserts nothing, so only new
-events count towards their session.
+The database's unique key, (application, event_id, timestamp), decides what is new: a redelivered
+message inserts nothing, so only new events count towards their session.
 """
 
 import uuid
@@ -10,6 +10,7 @@ from datetime import datetime
 
 from psycopg2.extras import execute_values
 
+from app.storage.arrivals import COUNT_ARRIVALS, STORED, arrival_parameters, minute_of
 from app.storage.database import as_jsonb, raw_cursor
 
 
@@ -33,20 +34,24 @@ def store_events(application_id: int, received_at: datetime, events: list[dict])
     inserted = _insert_rows(rows)
     new = []
     for row, event in zip(rows, events, strict=True):
-        if row["event_id"] in inserted:
-            inserted.discard(row["event_id"])  # the same id twice in one batch is one event
-            new.append({**event, "timestamp_dt": row["timestamp"]})
+        identity = (row["event_id"], row["timestamp"])
+        if identity in inserted:
+            inserted.discard(identity)  # the same event twice in one batch is one event
+            new.append({**event, "timestamp_dt": row["timestamp"], "received_at_dt": received_at})
     return new
 
 
 def add_to_sessions(new_by_application: list[tuple[int, list[dict]]]) -> None:
-    """Count new events into their sessions, and note which applications wrote to each."""
+    """Count new events into their sessions and their minute of arrival, and note which
+    applications wrote to each session."""
     per_session: dict[str, list[datetime]] = defaultdict(list)
     seen_by: set[tuple[str, int]] = set()
+    arrivals: dict[tuple[datetime, str, str], int] = defaultdict(int)
     for application_id, events in new_by_application:
         for event in events:
             per_session[event["session_id"]].append(event["timestamp_dt"])
             seen_by.add((event["session_id"], application_id))
+            arrivals[(minute_of(event["received_at_dt"]), event["category"], event["name"])] += 1
     if not per_session:
         return
     # Sorted: every worker locks session rows in the same order, so two never deadlock on them.
@@ -60,11 +65,11 @@ def add_to_sessions(new_by_application: list[tuple[int, list[dict]]]) -> None:
         for session_id, times in sorted(per_session.items())
     ]
     pairs = sorted(seen_by)
-    _record_sessions(rows, pairs)
+    _record_sessions(rows, pairs, sorted(arrivals.items()))
 
 
-def _insert_rows(rows: list[dict]) -> set[uuid.UUID]:
-    """Insert events; returns the event_ids that were new (a retry of a stored one is skipped)."""
+def _insert_rows(rows: list[dict]) -> set[tuple[uuid.UUID, datetime]]:
+    """Insert events; returns the (event_id, timestamp) of the new ones (a retry of a stored one is skipped)."""
     values = [
         (r["application_id"], str(r["event_id"]), str(r["session_id"]), r["category"], r["name"],
          as_jsonb(r["data"]), r["timestamp"], r["received_at"])
@@ -74,20 +79,23 @@ def _insert_rows(rows: list[dict]) -> set[uuid.UUID]:
         returned = execute_values(
             cursor,
             "INSERT INTO events (application_id, event_id, session_id, category, name, data, timestamp, received_at) "
-            "VALUES %s ON CONFLICT (application_id, event_id) DO NOTHING RETURNING event_id",
+            "VALUES %s ON CONFLICT (application_id, event_id, timestamp) DO NOTHING RETURNING event_id, timestamp",
             values,
             template="(%s, %s::uuid, %s::uuid, %s, %s, %s, %s, %s)",
             page_size=1000,
             fetch=True,
         )
-    return {uuid.UUID(str(row[0])) for row in returned}
+    return {(uuid.UUID(str(event_id)), timestamp) for event_id, timestamp in returned}
 
 
-def _record_sessions(rows: list[dict], pairs: list[tuple[str, int]]) -> None:
-    """Add new events to their sessions atomically, and note which applications wrote to them.
+def _record_sessions(rows: list[dict], pairs: list[tuple[str, int]],
+                     arrivals: list[tuple[tuple[datetime, str, str], int]]) -> None:
+    """Add new events to their sessions and their minutes of arrival atomically, and note which
+    applications wrote to the sessions.
 
-    Concurrent workers add up, never overwrite. Both statements go in one round trip; rows come
-    sorted, so every worker locks sessions in the same order and none deadlocks on them.
+    Concurrent workers add up, never overwrite. The statements go in one round trip; rows come
+    sorted, so every worker locks sessions (and arrival counts) in the same order and none
+    deadlocks on them.
     """
     with raw_cursor() as cursor:
         cursor.execute(
@@ -99,7 +107,8 @@ def _record_sessions(rows: list[dict], pairs: list[tuple[str, int]]) -> None:
             "last_event_at = GREATEST(sessions.last_event_at, EXCLUDED.last_event_at), "
             "event_count = sessions.event_count + EXCLUDED.event_count; "
             "INSERT INTO session_applications (session_id, application_id) "
-            "SELECT * FROM unnest(%(pair_sids)s::uuid[], %(pair_apps)s::int[]) ON CONFLICT DO NOTHING",
+            "SELECT * FROM unnest(%(pair_sids)s::uuid[], %(pair_apps)s::int[]) ON CONFLICT DO NOTHING; "
+            + COUNT_ARRIVALS,
             {
                 "sids": [str(r["session_id"]) for r in rows],
                 "firsts": [r["first_event_at"] for r in rows],
@@ -107,5 +116,7 @@ def _record_sessions(rows: list[dict], pairs: list[tuple[str, int]]) -> None:
                 "counts": [r["event_count"] for r in rows],
                 "pair_sids": [str(sid) for sid, _ in pairs],
                 "pair_apps": [application_id for _, application_id in pairs],
+                **arrival_parameters([(minute, STORED, category, name, count)
+                                      for (minute, category, name), count in arrivals]),
             },
         )

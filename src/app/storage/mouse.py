@@ -3,6 +3,12 @@
 Runs inside the message's transaction (storage/message.py): a redelivered message, whose events are
 no longer new, computes nothing twice, and a worker killed before the commit leaves nothing
 half-counted. The geometry itself is in app/mouse_geometry.py.
+
+How long points stay: mouse_points is partitioned by day of `t` and kept for EYE_MOUSE_LATE_LIMIT
+(default 2 days; points with an older `t` land in its DEFAULT partition and go at the next prune).
+Within that limit every batch is folded exactly, whatever the order of arrival. A batch arriving
+later than that after its neighbouring points is folded against what is left: its steps to points
+already dropped are not counted (its own steps, and those to the points still kept, are).
 """
 
 import uuid

@@ -1,4 +1,4 @@
-"""The errors store: each refusal recorded once (its id decides), worker side."""
+"""The errors store: each refusal recorded once (its id decides), and counted once, worker side."""
 
 import uuid
 from datetime import datetime
@@ -7,6 +7,8 @@ from sqlalchemy.dialects.postgresql import insert
 
 from app.extensions import db
 from app.models import Rejection
+from app.storage.arrivals import COUNT_ARRIVALS, arrival_parameters, rejection_counts
+from app.storage.database import raw_cursor
 
 
 def record_rejections(rejections: list[dict]) -> None:
@@ -26,4 +28,11 @@ def record_rejections(rejections: list[dict]) -> None:
         }
         for r in rejections
     ]
-    db.session.execute(insert(Rejection).on_conflict_do_nothing(index_elements=["id"]), rows)
+    # (received_at is part of the key because it is the partition key; the API sets both at once.)
+    new = db.session.execute(
+        insert(Rejection).values(rows).on_conflict_do_nothing(index_elements=["id", "received_at"])
+        .returning(Rejection.received_at, Rejection.kind, Rejection.category, Rejection.name)
+    ).all()
+    if new:
+        with raw_cursor() as cursor:
+            cursor.execute(COUNT_ARRIVALS, arrival_parameters(rejection_counts(new)))

@@ -1,0 +1,241 @@
+"""Time partitions: made ahead of need, dropped once expired, listed for the operator.
+
+The rule, for every table partitioned by time:
+- the periodic task keeps the current window and EYE_PARTITIONS_AHEAD after it ready (the window is
+  EYE_PARTITION_INTERVAL, a day for mouse_points);
+- a row whose window has no partition (a late, back-filled or odd timestamp: year 1, a far past)
+  lands in the table's DEFAULT partition: it is stored, no worker ever makes a partition, so none
+  races another or waits on DDL. Partitions are only ever made for windows near the clock (and by
+  migration 0003 for windows that held data), so no input can make their number grow: it is bounded
+  by the retention over the interval, plus the ones ahead (events in the future are refused by the
+  API beyond EYE_MAX_CLOCK_SKEW);
+- when a new window's partition is made while the DEFAULT partition holds rows of it (the task did
+  not run for a while), pg-partsmith moves those rows into it first;
+- a partition whose window ended longer ago than the table's retention is detached and dropped:
+  retention never runs a long DELETE. Rows of the DEFAULT partition older than the retention are
+  deleted (it only ever holds out-of-range rows, so this is small), and so are sessions whose last
+  event is older than EYE_RETENTION, with their applications and mouse totals, in batches.
+
+pg-partsmith plans and applies the partition work (advisory lock per table, DDL with a lock timeout,
+DEFAULT reconciliation); what it does not know (the default rows, sessions) is done here.
+"""
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from flask import current_app
+from pg_partsmith import (
+    CreateAhead,
+    DropAfter,
+    EpochBoundaryCodec,
+    KeepFor,
+    LifecyclePolicy,
+    OperationKind,
+    PartitionGranularity,
+    RangePartitioning,
+    TablePartitionConfig,
+    TimeBoundaries,
+)
+from pg_partsmith.sync import (
+    PartitionLifecycleService,
+    PostgresAdvisoryLockManager,
+    PostgresMetadataProvider,
+    PostgresPartitionRepository,
+)
+from sqlalchemy import text
+
+from app.extensions import db
+
+# Keep-forever tables still need a retention rule for pg-partsmith: one that never expires in practice.
+_NEVER_EXPIRES = KeepFor(timedelta(days=100 * 366))
+# Rows deleted per statement when retention clears the DEFAULT partitions and the sessions, so no
+# statement holds its locks for long.
+DELETE_BATCH = 10_000
+
+
+@dataclass(frozen=True)
+class TimePartitioned:
+    """A table partitioned by range of a time column, and how long its rows are kept."""
+
+    table: str
+    column: str
+    interval: str
+    keep: timedelta | None
+    # mouse_points.t counts epoch milliseconds (a float8), not a timestamptz.
+    epoch_ms: bool = False
+
+    def horizon(self, now: datetime) -> datetime | None:
+        return now - self.keep if self.keep else None
+
+
+def partitioned_tables(config=None) -> list[TimePartitioned]:
+    config = config or current_app.config
+    interval, keep, errors_keep = config["EYE_PARTITION_INTERVAL"], config["EYE_RETENTION"], config["EYE_ERRORS_RETENTION"]
+    return [
+        TimePartitioned("events", "timestamp", interval, keep),
+        # It counts both stored events and refusals: its partitions go with the longer retention,
+        # and prune() deletes each kind of count with its own (the table is small).
+        TimePartitioned("arrival_counts", "minute", interval,
+                        None if None in (keep, errors_keep) else max(keep, errors_keep)),
+        TimePartitioned("mouse_metrics", "computed_at", interval, keep),
+        TimePartitioned("rejections", "received_at", interval, errors_keep),
+        # Points are only kept while a late batch may still need them (see storage/mouse.py).
+        TimePartitioned("mouse_points", "t", "day", config["EYE_MOUSE_LATE_LIMIT"], epoch_ms=True),
+    ]
+
+
+@dataclass
+class Outcome:
+    """What one ensure or prune did (or, dry, would do) to one table."""
+
+    table: str
+    created: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    default_rows_deleted: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def ensure(now: datetime | None = None, tables: list[TimePartitioned] | None = None) -> list[Outcome]:
+    """Make the current window's partition and the next ones of every table, where missing."""
+    outcomes = []
+    for spec in tables or partitioned_tables():
+        config = _partsmith_config(spec)
+        service = _service()
+        plan = service.plan(config, now=now).only(OperationKind.CREATE, OperationKind.ATTACH)
+        outcome = Outcome(spec.table, created=[_short(op.target) for op in plan.creates])
+        if not plan.is_noop:
+            result = service.apply(config, plan, continue_on_error=True)
+            outcome.notes += [issue.error for issue in result.issues]
+        outcomes.append(outcome)
+    return outcomes
+
+
+def prune(dry_run: bool = False, now: datetime | None = None,
+          tables: list[TimePartitioned] | None = None) -> tuple[list[Outcome], int]:
+    """Drop the expired partitions of every table, and the expired rows the partitions do not hold.
+
+    Returns each table's outcome and the number of sessions removed (or, dry, that would be).
+    """
+    now = now or datetime.now(UTC)
+    outcomes = []
+    tables = tables or partitioned_tables()
+    for spec in tables:
+        if spec.keep is None:
+            outcomes.append(Outcome(spec.table))
+            continue
+        config = _partsmith_config(spec)
+        service = _service()
+        plan = service.plan(config, now=now).only(OperationKind.DETACH, OperationKind.DROP)
+        outcome = Outcome(spec.table, dropped=[_short(op.target) for op in plan.detaches])
+        if not dry_run and not plan.is_noop:
+            result = service.apply(config, plan, continue_on_error=True)
+            outcome.notes += [issue.error for issue in result.issues]
+        outcome.default_rows_deleted = _expire_default_rows(spec, spec.horizon(now), dry_run)
+        outcomes.append(outcome)
+    keep = next(t.keep for t in tables if t.table == "events")
+    errors_keep = next(t.keep for t in tables if t.table == "rejections")
+    if not dry_run:
+        _expire_counts(now - keep if keep else None, now - errors_keep if errors_keep else None)
+    sessions = _expire_sessions(now - keep, dry_run) if keep else 0
+    return outcomes, sessions
+
+
+def list_partitions(tables: list[TimePartitioned] | None = None) -> list[dict]:
+    """Every partition of every partitioned table: its range, a row estimate and its size."""
+    rows = db.session.execute(text(
+        "SELECT parent.relname AS table, child.relname AS partition, "
+        "pg_get_expr(child.relpartbound, child.oid) AS bounds, "
+        "greatest(child.reltuples, 0)::bigint AS rows_estimate, "
+        "pg_total_relation_size(child.oid) AS bytes "
+        "FROM pg_inherits i JOIN pg_class parent ON parent.oid = i.inhparent "
+        "JOIN pg_class child ON child.oid = i.inhrelid "
+        "WHERE parent.relname = ANY(:tables) AND parent.relnamespace = 'public'::regnamespace "
+        "ORDER BY parent.relname, pg_get_expr(child.relpartbound, child.oid) = 'DEFAULT', child.relname"
+    ), {"tables": [t.table for t in tables or partitioned_tables()]}).mappings().all()
+    return [dict(row) for row in rows]
+
+
+def _expire_default_rows(spec: TimePartitioned, horizon: datetime, dry_run: bool) -> int:
+    """Delete (or count) the DEFAULT partition's rows older than the horizon, a batch at a time."""
+    bound = int(horizon.timestamp() * 1000) if spec.epoch_ms else horizon
+    where = f'"{spec.column}" < :bound'
+    default = f"{spec.table}_default"
+    if dry_run:
+        return db.session.execute(text(f"SELECT count(*) FROM {default} WHERE {where}"), {"bound": bound}).scalar()
+    deleted = 0
+    while True:
+        count = db.session.execute(text(
+            f"DELETE FROM {default} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {default} WHERE {where} LIMIT :n))"
+        ), {"bound": bound, "n": DELETE_BATCH}).rowcount
+        db.session.commit()
+        deleted += count
+        if count < DELETE_BATCH:
+            return deleted
+
+
+def _expire_counts(stored_horizon: datetime | None, refused_horizon: datetime | None) -> None:
+    """Delete the arrival counts whose events or refusals are past their own retention."""
+    if stored_horizon:
+        db.session.execute(text("DELETE FROM arrival_counts WHERE outcome = 'stored' AND minute < :h"),
+                           {"h": stored_horizon})
+    if refused_horizon:
+        db.session.execute(text("DELETE FROM arrival_counts WHERE outcome <> 'stored' AND minute < :h"),
+                           {"h": refused_horizon})
+    db.session.commit()
+
+
+def _expire_sessions(horizon: datetime, dry_run: bool) -> int:
+    """Remove (or count) sessions whose last event is older than the horizon, with their mouse totals.
+
+    Their applications go with them (session_applications cascades).
+    """
+    if dry_run:
+        return db.session.execute(
+            text("SELECT count(*) FROM sessions WHERE last_event_at < :horizon"), {"horizon": horizon}
+        ).scalar()
+    deleted = 0
+    while True:
+        count = db.session.execute(text(
+            "WITH gone AS (DELETE FROM sessions WHERE session_id IN ("
+            "    SELECT session_id FROM sessions WHERE last_event_at < :horizon LIMIT :n) "
+            "  RETURNING session_id), "
+            "totals AS (DELETE FROM mouse_totals m USING gone WHERE m.session_id = gone.session_id) "
+            "SELECT count(*) FROM gone"
+        ), {"horizon": horizon, "n": DELETE_BATCH}).scalar()
+        db.session.commit()
+        deleted += count
+        if count < DELETE_BATCH:
+            return deleted
+
+
+def _short(name: str) -> str:
+    return name.removeprefix("public.")
+
+
+_GRANULARITY = {"day": PartitionGranularity.DAY, "week": PartitionGranularity.WEEK,
+                "month": PartitionGranularity.MONTH}
+
+
+def _partsmith_config(spec: TimePartitioned) -> TablePartitionConfig:
+    boundaries = TimeBoundaries(granularity=_GRANULARITY[spec.interval],
+                                codec=EpochBoundaryCodec("milliseconds") if spec.epoch_ms else None)
+    return TablePartitionConfig(
+        table_name=spec.table,
+        scheme=RangePartitioning(key=spec.column, boundaries=boundaries),
+        lifecycle=LifecyclePolicy(
+            # The current window and the ones ahead.
+            creation=CreateAhead(count=current_app.config["EYE_PARTITIONS_AHEAD"] + 1),
+            retention=KeepFor(spec.keep) if spec.keep else _NEVER_EXPIRES,
+            # Dropped in the run that detaches it: retention is the operator's decision already.
+            drop=DropAfter(grace=timedelta(0)),
+        ),
+    )
+
+
+def _service() -> PartitionLifecycleService:
+    engine = db.engine
+    return PartitionLifecycleService(
+        repo=PostgresPartitionRepository(engine),
+        metadata=PostgresMetadataProvider(engine),
+        locks=PostgresAdvisoryLockManager(engine),
+    )
