@@ -59,9 +59,10 @@ def processes_of_session(session: int) -> dict[str, list[int]]:
     return found
 
 
-def start_make_run(copy, port: int) -> subprocess.Popen:
+def start_make_run(copy, port: int, **settings: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items()
            if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "SOCKETIO_MESSAGE_QUEUE", "EYE_DATA_DIR")}
+    env.update(settings)
     # `-o`: never remake the install stamp here. The copy shares this checkout's .venv, and
     # reinstalling would point its editable install at the copy, under every other test's feet.
     return subprocess.Popen(["make", "-o", ".venv/.installed", "run"], cwd=copy,
@@ -70,8 +71,8 @@ def start_make_run(copy, port: int) -> subprocess.Popen:
                             start_new_session=True)
 
 
-def stored_event_ids(data_folder: Path) -> list[uuid.UUID]:
-    """The event_ids in the embedded server's database (it must be running)."""
+def embedded_sql(data_folder: Path, statement: str) -> list[tuple]:
+    """Run one statement on the embedded server's database (it must be running)."""
     import psycopg2
 
     from app.embedded_database import url_of_running
@@ -79,10 +80,21 @@ def stored_event_ids(data_folder: Path) -> list[uuid.UUID]:
     url = url_of_running(data_folder / "postgres")
     assert url, f"no embedded PostgreSQL runs in {data_folder}"
     with psycopg2.connect(url) as connection, connection.cursor() as cursor:
-        cursor.execute("SELECT event_id FROM events")
-        ids = [uuid.UUID(str(row[0])) for row in cursor.fetchall()]
+        cursor.execute(statement)
+        rows = cursor.fetchall() if cursor.description else []
     connection.close()
-    return ids
+    return rows
+
+
+def stored_event_ids(data_folder: Path) -> list[uuid.UUID]:
+    """The event_ids in the embedded server's database (it must be running)."""
+    return [uuid.UUID(str(row[0])) for row in embedded_sql(data_folder, "SELECT event_id FROM events")]
+
+
+def events_partitions(data_folder: Path) -> set[str]:
+    return {name for (name,) in embedded_sql(
+        data_folder, "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                     "WHERE i.inhparent = 'events'::regclass")}
 
 
 def processes_using(folder: Path) -> list[str]:
@@ -116,11 +128,12 @@ def post_event(url: str, key: str, event: dict) -> str:
 
 @pytest.mark.slow
 def test_make_run_serves_and_persists_on_the_embedded_default(fresh_copy, sample):
-    """make run on a real PostgreSQL from the wheel: it stores, stops with nothing left behind, and a
-    second make run on the same data starts cleanly with the event still there."""
+    """make run on a real PostgreSQL from the wheel: it stores, runs the partition upkeep on beat's
+    schedule, stops with nothing left behind, and a second make run on the same data starts cleanly
+    with the event still there."""
     port = free_port()
     data = fresh_copy / "var"
-    process = start_make_run(fresh_copy, port)
+    process = start_make_run(fresh_copy, port, EYE_MAINTENANCE_SECONDS="1")
     try:
         found = read_lines_until(process, {"EYE_URL", "EYE_API_KEY", "EYE_ADMIN_KEY"})
         assert found.get("EYE_URL") == f"http://127.0.0.1:{port}", found
@@ -143,6 +156,14 @@ def test_make_run_serves_and_persists_on_the_embedded_default(fresh_copy, sample
                                          headers={"X-API-Key": found["EYE_ADMIN_KEY"]})
         with urllib.request.urlopen(listing, timeout=5) as response:
             assert "demo" in [a["name"] for a in json.load(response)["items"]]
+
+        # Beat runs inside the worker: a partition ahead that goes missing is made again.
+        ahead = sorted(name for name in events_partitions(data) if name != "events_default")[-1]
+        embedded_sql(data, f"DROP TABLE {ahead}")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and ahead not in events_partitions(data):
+            time.sleep(0.5)
+        assert ahead in events_partitions(data)
     finally:
         stop_make_run(process)
     # Nothing of ours is left: no web, worker or database process names the data folder.

@@ -61,7 +61,8 @@ class EventEnvelope(Schema):
     class Meta:
         unknown = RAISE
 
-    event_id = fields.UUID(metadata={"description": "Client-made idempotency key"})
+    event_id = fields.UUID(metadata={"description": "Client-made idempotency key: a retry re-sends the same "
+                                                    "event_id and timestamp and is stored once"})
     session_id = fields.UUID(required=True)
     category = fields.String(required=True, validate=validate.Length(min=1, max=64))
     name = fields.String(required=True, validate=validate.Length(min=1, max=64))

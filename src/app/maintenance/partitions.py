@@ -232,10 +232,17 @@ def _partsmith_config(spec: TimePartitioned) -> TablePartitionConfig:
     )
 
 
+# A DDL statement waiting for its lock makes every later statement on the table queue behind it
+# (a DETACH needs an exclusive lock on the parent: with a DEFAULT partition it cannot be
+# CONCURRENTLY). So it waits half a second at most, then gives up until the next run (an hour).
+DDL_LOCK_TIMEOUT_MS = 500
+
+
 def _service() -> PartitionLifecycleService:
     engine = db.engine
     return PartitionLifecycleService(
-        repo=PostgresPartitionRepository(engine),
+        repo=PostgresPartitionRepository(engine, ddl_lock_timeout_ms=DDL_LOCK_TIMEOUT_MS,
+                                         drop_lock_timeout_ms=DDL_LOCK_TIMEOUT_MS),
         metadata=PostgresMetadataProvider(engine),
         locks=PostgresAdvisoryLockManager(engine),
     )
