@@ -8,8 +8,11 @@ from app.config import Config
 def create_app(overrides: dict | None = None) -> Flask:
     """The app, its settings read from `overrides` first and then the environment (see Config)."""
     app = Flask(__name__)
-    app.config.from_object(Config(overrides))
-    app.config.update(overrides or {})
+    config = Config(overrides)
+    app.config.from_object(config)
+    # A setting Config knows it has read from the overrides already, and typed ("30d" is a
+    # timedelta there): only the others (TESTING, …) are passed on as given.
+    app.config.update({name: value for name, value in (overrides or {}).items() if not hasattr(config, name)})
 
     from app import cli, models  # noqa: F401  (models: tables known to Flask-Migrate)
     from app.api import applications, error_monitor, event_types, events, health, mouse_metrics, sessions
