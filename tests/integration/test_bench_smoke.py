@@ -97,3 +97,13 @@ def test_queries_bench_runs(postgres_admin_url, tmp_path):
                        "--walks", "1", "--json", str(report), timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert json.loads(report.read_text())
+
+
+def test_growth_bench_runs(postgres_admin_url, tmp_path):
+    """Both schemas (the unpartitioned one from a worktree of the commit before partitioning), tiny sizes."""
+    report = tmp_path / "growth.json"
+    result = run_bench("bench/growth.py", "--smoke", "--admin-url", postgres_admin_url,
+                       "--base-tree", str(tmp_path / "base"), "--json", str(report), timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    figures = json.loads(report.read_text())
+    assert {step["schema"] for step in figures["growth"]} == {"unpartitioned", "partitioned"}
