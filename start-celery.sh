@@ -17,8 +17,8 @@ fi
 
 # TERM triggers Celery's warm shutdown: running tasks finish, unacknowledged messages go back to
 # the queue (acks_late), so a redeploy loses nothing.
+# It consumes the ingest queue (EYE_QUEUE) and the upkeep's (EYE_MAINTENANCE_QUEUE), both named by the settings.
 exec celery -A tasks.worker worker \
-    --queues "${EYE_QUEUE:-eye.events}" \
     --concurrency "${EYE_WORKER_CONCURRENCY:-2}" \
     --loglevel "${EYE_LOG_LEVEL:-INFO}" \
     --hostname "${EYE_WORKER_NAME:-eye-worker}@%h" \

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 
+from kombu import Exchange, Queue
+
 # One default for the log level of every process (web, worker, launcher).
 DEFAULT_LOG_LEVEL = "INFO"
 
@@ -110,6 +112,7 @@ class Config:
         self.SOCKETIO_MESSAGE_QUEUE = env.get("SOCKETIO_MESSAGE_QUEUE") or self.CELERY_BROKER_URL
         # Names of the queue and Socket.IO channel; tests give each run its own.
         self.EYE_QUEUE = env.get("EYE_QUEUE", "eye.events")
+        self.EYE_MAINTENANCE_QUEUE = env.get("EYE_MAINTENANCE_QUEUE", f"{self.EYE_QUEUE}.maintenance")
         self.EYE_SOCKETIO_CHANNEL = env.get("EYE_SOCKETIO_CHANNEL", "eye-socketio")
         # Socket.IO transports the server accepts, in the order /dashboard tries them. A WebSocket is
         # one connection, held by one web process. Long-polling spreads a session over many requests,
@@ -122,6 +125,8 @@ class Config:
         # Seconds the API waits for the broker (connect + publisher confirm) before answering 503.
         self.EYE_PUBLISH_TIMEOUT = float(env.get("EYE_PUBLISH_TIMEOUT", "1.0"))
 
+        # How many ingest messages a worker stores in one transaction at most (tasks/grouping.py).
+        self.EYE_WORKER_GROUP_MESSAGES = int(env.get("EYE_WORKER_GROUP_MESSAGES", "100"))
         self.EYE_MAX_CLOCK_SKEW = float(env.get("EYE_MAX_CLOCK_SKEW", "300"))
         # Partitions and retention (app/maintenance): checked here, so a typo stops the start.
         self.EYE_RETENTION = retention(env)
@@ -164,6 +169,12 @@ class Config:
             "task_reject_on_worker_lost": True,
             "worker_prefetch_multiplier": 1,
             "task_default_queue": self.EYE_QUEUE,
+            # The upkeep has a queue of its own: the ingest queue holds ingest messages only, which
+            # the ingest task takes in groups (tasks/grouping.py).
+            "task_routes": {"eye.maintain_partitions": {"queue": self.EYE_MAINTENANCE_QUEUE}},
+            # Both consumed by every worker (start-celery.sh and make run give no --queues).
+            "task_queues": [Queue(name, Exchange(name), routing_key=name)
+                            for name in (self.EYE_QUEUE, self.EYE_MAINTENANCE_QUEUE)],
             "broker_connection_timeout": self.EYE_PUBLISH_TIMEOUT,
             "broker_connection_retry_on_startup": True,
             "broker_transport_options": _broker_transport_options(self),

@@ -19,6 +19,10 @@ MESSAGE_ENCODING_FAILURES = Counter(
 EVENTS_PERSISTED = Counter("eye_events_persisted_total", "New events stored by the workers")
 TASK_FAILURES = Counter("eye_task_failures_total", "Ingest tasks that failed, by reason", ["reason"])
 TASK_RETRIES = Counter("eye_task_retries_total", "Ingest tasks retried because the database was unavailable")
+STORED_GROUP_MESSAGES = Histogram(
+    "eye_stored_group_messages", "Ingest messages stored per worker transaction (tasks/grouping.py)",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200),
+)
 MOUSE_METRICS_EMITTED = Counter("eye_mouse_metrics_emitted_total", "mouse_metrics messages sent to live charts")
 
 blp = Blueprint("metrics", __name__)
