@@ -39,6 +39,11 @@ FIGURES = {
     "e2e": (["--mode", "batch", "--batch-size", "100", "--concurrency", "4", "--duration", "{e2e}"],
             "end_to_end_per_second"),
     "p99": (["--mode", "single", "--concurrency", "4", "--rate", "100", "--duration", "30"], "p99"),
+    # The sustainable rate (constant-rate steps, bench/README.md): the highest step the commit keeps up with.
+    "steps-single": (["--shape", "single", "--step-rates", "{single_rates}", "--step-seconds", "{step_seconds}",
+                      "--queue", "{queue}", "--broker-url", "{broker}"], "sustainable_per_second"),
+    "steps-mixed": (["--shape", "mixed", "--step-rates", "{mixed_rates}", "--step-seconds", "{step_seconds}",
+                     "--queue", "{queue}", "--broker-url", "{broker}"], "sustainable_per_second"),
 }
 
 
@@ -193,7 +198,9 @@ def run_once(args, label: str, tree: Path, figure: str, round_no: int) -> dict:
         time.sleep(args.settle)
 
         bench_args, _ = FIGURES[figure]
-        bench_args = [a.format(e2e=args.e2e_duration) for a in bench_args]
+        bench_args = [a.format(e2e=args.e2e_duration, queue=name, broker=args.broker_url,
+                               single_rates=args.single_rates, mixed_rates=args.mixed_rates,
+                               step_seconds=args.step_seconds) for a in bench_args]
         json_path = Path(args.data_dir) / f"{name}.json"
         client = subprocess.Popen(
             [args.python, str(args.client), "--url", f"http://127.0.0.1:{args.port}", "--api-key", api_key,
@@ -220,6 +227,13 @@ def run_once(args, label: str, tree: Path, figure: str, round_no: int) -> dict:
         end["procs"][client_key] = ("bench", usage.ru_utime + usage.ru_stime)
         watcher.join(timeout=5)
         report = json.loads(json_path.read_text())
+        if "verdict" in report:  # constant-rate steps
+            result.update(
+                sustainable_per_second=report["verdict"]["sustainable_per_second"] or 0,
+                verdict=report["verdict"]["text"], steps=report["steps"], count_check=report["count_check"],
+                load_average=os.getloadavg()[0], cpu_run=split(start, end), client_output=out,
+            )
+            return result
         result.update(
             accepted_per_second=report["accepted_per_second"],
             end_to_end_per_second=report["end_to_end_per_second"],
@@ -242,6 +256,9 @@ def main() -> int:
     parser.add_argument("--figures", default="single,batch,e2e,p99")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--e2e-duration", type=int, default=60)
+    parser.add_argument("--single-rates", default="150,225,300,450,600,750", help="steps-single: events/s")
+    parser.add_argument("--mixed-rates", default="1000,2000,3000,4000,5000,6000", help="steps-mixed: events/s")
+    parser.add_argument("--step-seconds", default="30")
     parser.add_argument("--python", default=str(HERE.parent / ".venv" / "bin" / "python"))
     parser.add_argument("--client", default=str(HERE / "ingest.py"), help="the same ingest.py for every commit")
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
@@ -265,9 +282,14 @@ def main() -> int:
                 r = run_once(args, label, tree, figure, round_no)
                 results.append(r)
                 value = r[FIGURES[figure][1]]
-                print(f"{figure:6} round {round_no} {label}: {value:10.1f}  (accepted {r['accepted_per_second']:.0f}/s, "
-                      f"e2e {r['end_to_end_per_second']:.0f}/s, p50/p99 {r['p50']:.1f}/{r['p99']:.1f} ms, "
-                      f"{r['count_check']}, load avg {r['load_average']:.2f}, cpu {r['cpu_load']})", flush=True)
+                if "verdict" in r:
+                    print(f"{figure} round {round_no} {label}: {r['verdict']} ({r['count_check']}, "
+                          f"load avg {r['load_average']:.2f})", flush=True)
+                    print(r["client_output"], flush=True)
+                else:
+                    print(f"{figure:6} round {round_no} {label}: {value:10.1f}  (accepted {r['accepted_per_second']:.0f}/s, "
+                          f"e2e {r['end_to_end_per_second']:.0f}/s, p50/p99 {r['p50']:.1f}/{r['p99']:.1f} ms, "
+                          f"{r['count_check']}, load avg {r['load_average']:.2f}, cpu {r['cpu_load']})", flush=True)
                 json_path.write_text(json.dumps(results, indent=2))
 
     print(f"\n{'figure':8} " + " ".join(f"{label:>28}" for label, _ in trees) + "   ratio (medians)")
