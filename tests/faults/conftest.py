@@ -428,28 +428,7 @@ def sleep_until(moment: float) -> None:
     time.sleep(max(0.0, moment - time.monotonic()))
 
 
-def poll(predicate, timeout: float, interval: float) -> bool:
-    """Call `predicate` every `interval` s until it is true (True) or `timeout` s pass (False)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
 
-
-def in_transaction(connection, application_name: str) -> bool:
-    """Is one of a process's database connections inside a transaction (for a worker: inside a batch)?"""
-    return connection.execute(text(
-        "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name "
-        "AND xact_start IS NOT NULL AND state <> 'idle'"), {"name": application_name}).scalar_one() > 0
-
-
-def waiting_for_lock(connection, application_name: str) -> bool:
-    """Is one of a process's database connections waiting for a lock (one the test holds)?"""
-    return connection.execute(text(
-        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-        "WHERE NOT l.granted AND a.application_name = :name"), {"name": application_name}).scalar_one() > 0
 
 
 @pytest.fixture(scope="session")

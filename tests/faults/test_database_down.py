@@ -7,8 +7,9 @@ import time
 import pytest
 from sqlalchemy import text
 
-from tests.faults.conftest import TASK_FAILED, poll, sleep_until, wait_for_log, waiting_for_lock
+from tests.faults.conftest import TASK_FAILED, sleep_until, wait_for_log
 from tests.faults.load import Load, Tally
+from tests.fixtures.activity import poll, waiting_for_lock
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 

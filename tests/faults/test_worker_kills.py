@@ -5,8 +5,9 @@ import time
 import pytest
 from sqlalchemy import text
 
-from tests.faults.conftest import in_transaction, poll, wait_for_log, waiting_for_lock
+from tests.faults.conftest import wait_for_log
 from tests.faults.load import Load, Tally
+from tests.fixtures.activity import in_transaction, poll, waiting_for_lock
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 

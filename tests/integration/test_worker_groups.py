@@ -23,6 +23,7 @@ from sqlalchemy.pool import NullPool
 from app.extensions import db
 from app.identity import keys
 from app.messages import PERSIST_EVENTS_TASK, build_message, build_part
+from tests.fixtures.activity import committed, connections_waiting_for_lock, in_transaction, poll
 from tests.fixtures.apps import migrated_app
 from tests.fixtures.services import delete_broker_entities
 
@@ -153,14 +154,6 @@ def persisted_records(worker) -> list[dict]:
     return records
 
 
-def poll(predicate, timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
-
 
 def wait_until(predicate, timeout: float, what: str, worker=None, interval: float = 0.05) -> None:
     """Poll `predicate`; fail after `timeout`, or at once if `worker` (a live one) has exited."""
@@ -173,24 +166,7 @@ def wait_until(predicate, timeout: float, what: str, worker=None, interval: floa
         pytest.fail(f"{what}: not within {timeout} s{log}")
 
 
-def in_transaction(connection, application_name: str) -> bool:
-    return connection.execute(text(
-        "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name "
-        "AND xact_start IS NOT NULL AND state <> 'idle'"), {"name": application_name}).scalar_one() > 0
 
-
-def committed(connection, application_name: str) -> bool:
-    """Has one of a process's database connections just committed (idle, its last statement COMMIT)?"""
-    return connection.execute(text(
-        "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name "
-        "AND state = 'idle' AND query ILIKE 'commit%'"), {"name": application_name}).scalar_one() > 0
-
-
-def waiting_for_lock(connection, application_name: str) -> int:
-    """How many of a process's database connections wait for a lock (one the test holds)."""
-    return connection.execute(text(
-        "SELECT count(DISTINCT a.pid) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-        "WHERE NOT l.granted AND a.application_name = :name"), {"name": application_name}).scalar_one()
 
 
 def test_a_backlog_is_stored_in_few_transactions_each_event_once_and_an_idle_queue_waits_for_nothing(
@@ -286,8 +262,8 @@ def test_workers_sigkilled_while_holding_groups_lose_and_duplicate_nothing(
         with database.connect() as holder:
             holder.execute(text("LOCK TABLE sessions IN EXCLUSIVE MODE"))
             workers.append(start_worker_process(worker_env(group_env, name), concurrency=2))
-            wait_until(lambda: waiting_for_lock(watch, name) >= 1, 60, "a worker blocked mid-group", workers[-1])
-            poll(lambda: waiting_for_lock(watch, name) >= 2, 3)  # its second process too, most likely
+            wait_until(lambda: connections_waiting_for_lock(watch, name) >= 1, 60, "a worker blocked mid-group", workers[-1])
+            poll(lambda: connections_waiting_for_lock(watch, name) >= 2, 3)  # its second process too, most likely
             figures["held at kill 1"] = 300 - queue_depth(broker_url, queue)
             workers[-1].kill()
             holder.rollback()
@@ -366,11 +342,11 @@ def test_a_group_the_database_fails_for_a_moment_goes_back_to_the_queue_and_is_s
         holder.execute(text("LOCK TABLE sessions IN EXCLUSIVE MODE"))
         worker = start_worker_process(worker_env(group_env, name), concurrency=1)
         for _ in range(2):
-            wait_until(lambda: waiting_for_lock(watch, name) >= 1, 60, "the worker blocked mid-group", worker)
+            wait_until(lambda: connections_waiting_for_lock(watch, name) >= 1, 60, "the worker blocked mid-group", worker)
             held.append(150 - queue_depth(broker_url, queue))
             watch.execute(text("SELECT pg_cancel_backend(pid) FROM pg_stat_activity "
                                "WHERE application_name = :name AND wait_event_type = 'Lock'"), {"name": name})
-            wait_until(lambda: waiting_for_lock(watch, name) == 0, 10, "the cancelled statement ended", worker)
+            wait_until(lambda: connections_waiting_for_lock(watch, name) == 0, 10, "the cancelled statement ended", worker)
         assert held[0] >= 100, held  # a whole group was held when it failed
         holder.rollback()
 
