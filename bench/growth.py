@@ -379,12 +379,7 @@ def load(url: str, lo: int, hi: int, lay: dict, span_start: datetime, span_end: 
             timings["insert_s"] = round(time.perf_counter() - started, 1)
 
             started = time.perf_counter()
-            for _, definition in indexes:
-                connection.execute(text(definition))
-                connection.commit()
-            for name, definition in constraints:
-                connection.execute(text(f"ALTER TABLE events ADD CONSTRAINT {name} {definition}"))
-                connection.commit()
+            qb.build_keys(connection, indexes, constraints)
             timings["indexes_s"] = round(time.perf_counter() - started, 1)
             print(f"  {label} {len(indexes) + len(constraints)} keys and indexes built ({timings['indexes_s']} s)",
                   flush=True)

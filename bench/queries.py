@@ -69,6 +69,16 @@ def sql_array(values, cast: str = "") -> str:
     return "ARRAY[" + ", ".join(quoted) + "]"
 
 
+def build_keys(connection, indexes: list, constraints: list) -> None:
+    """Build the events' indexes and constraints again after a load (each committed on its own)."""
+    for _, definition in indexes:
+        connection.execute(text(definition))
+        connection.commit()
+    for name, definition in constraints:
+        connection.execute(text(f"ALTER TABLE events ADD CONSTRAINT {name} {definition}"))
+        connection.commit()
+
+
 def seed_statement() -> str:
     """One chunk of events, rows :lo to :hi - 1; every value derived from the row number.
 
@@ -143,12 +153,7 @@ def seed(engine, events: int, fast_load: bool) -> dict:
         timings["insert_s"] = round(time.perf_counter() - started, 1)
 
         started = time.perf_counter()
-        for _, definition in indexes:
-            connection.execute(text(definition))
-            connection.commit()
-        for name, definition in constraints:
-            connection.execute(text(f"ALTER TABLE events ADD CONSTRAINT {name} {definition}"))
-            connection.commit()
+        build_keys(connection, indexes, constraints)
         timings["indexes_s"] = round(time.perf_counter() - started, 1)
         print(f"  indexes built ({timings['indexes_s']} s)", flush=True)
 
