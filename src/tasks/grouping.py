@@ -4,9 +4,12 @@ A worker paid a whole task, transaction and set of round trips for each message,
 single-event traffic a message carries one or two events. So the ingest task, once it holds its own
 message, takes the messages waiting behind it in the queue (basic_get on a channel of its process,
 not acknowledged), up to EYE_WORKER_GROUP_MESSAGES messages and MAX_GROUP_EVENTS events, stores
-them all in one transaction, and acknowledges them after the commit. The group is adaptive: an
-idle queue gives groups of one (no waiting, no added latency), a backlog gives large ones, so the
-worker gets faster exactly when it falls behind.
+them all in one transaction, and acknowledges them after the commit. If the queue runs dry before
+the group is full, the task waits for more for at most EYE_WORKER_GROUP_WAIT_MS after it started
+(polling the queue): at an ordinary steady rate a message arrives every few milliseconds, each
+would otherwise be a task and a transaction of its own, and the wait is paid by the storage lag
+only, never by the client, whose 202 came with the broker's confirm. A backlog fills the group at
+once; EYE_WORKER_GROUP_WAIT_MS=0 stores what is waiting and nothing more.
 
 Guarantees kept: a message is acknowledged only after the commit that stored it; a worker killed
 before that drops its broker connection, and RabbitMQ redelivers every message of the group (the
@@ -19,6 +22,7 @@ message taken and not yet acknowledged would be lost with a killed worker.
 
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 
 from kombu import Connection, Queue
@@ -31,6 +35,8 @@ log = logging.getLogger(__name__)
 
 # The events one transaction may hold at most (a bounded buffer, a bounded transaction).
 MAX_GROUP_EVENTS = 5000
+# How often a waiting task looks at the queue again: each look is a round trip to the broker.
+POLL_SECONDS = 0.01
 
 
 @dataclass
@@ -69,11 +75,12 @@ class MessageGroup:
 class QueueReader:
     """One per task-running thread of a worker: its own broker channel to take waiting ingest messages."""
 
-    def __init__(self, broker_url: str, queue_name: str, limit: int):
+    def __init__(self, broker_url: str, queue_name: str, limit: int, wait_seconds: float = 0.0):
         self.owner_pid = os.getpid()
         self.broker_url = broker_url
         self.queue_name = queue_name
         self.limit = limit
+        self.wait_seconds = wait_seconds
         self._connection: Connection | None = None
         self._queue: Queue | None = None
 
@@ -82,17 +89,22 @@ class QueueReader:
         return self.limit > 1 and self.broker_url.startswith(("amqp", "pyamqp"))
 
     def gather(self, first: dict) -> MessageGroup:
-        """The task's message, with the ingest messages now waiting behind it (up to the limits)."""
+        """The task's message, with the ingest messages waiting behind it or arriving within the wait."""
         group = MessageGroup(first)
         if not self.enabled:
             return group
+        deadline = time.monotonic() + self.wait_seconds
         events = _event_count(first)
         try:
             queue = self._bound_queue()
             while len(group.taken) + 1 < self.limit and events < MAX_GROUP_EVENTS:
                 message = queue.get(no_ack=False, accept=[ORJSON, "json"])
                 if message is None:
-                    break
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    time.sleep(min(POLL_SECONDS, left))
+                    continue
                 body = _ingest_message(message)
                 if body is None:
                     message.requeue()  # not an ingest task: left for Celery's own consumer

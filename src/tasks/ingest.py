@@ -113,7 +113,8 @@ def _queue_reader(celery_app) -> QueueReader:
     if reader is None or reader.owner_pid != os.getpid():
         config = current_app.config
         reader = _readers.reader = QueueReader(
-            celery_app.conf.broker_url, config["EYE_QUEUE"], config["EYE_WORKER_GROUP_MESSAGES"])
+            celery_app.conf.broker_url, config["EYE_QUEUE"], config["EYE_WORKER_GROUP_MESSAGES"],
+            config["EYE_WORKER_GROUP_WAIT_MS"] / 1000)
     return reader
 
 

@@ -169,7 +169,7 @@ def wait_until(predicate, timeout: float, what: str, worker=None, interval: floa
 
 
 
-def test_a_backlog_is_stored_in_few_transactions_each_event_once_and_an_idle_queue_waits_for_nothing(
+def test_a_backlog_is_stored_in_few_transactions_each_event_once_and_an_idle_queue_waits_briefly(
     group_env, group_app, sender, database, start_worker_process
 ):
     broker_url = group_env["CELERY_BROKER_URL"]
@@ -201,7 +201,8 @@ def test_a_backlog_is_stored_in_few_transactions_each_event_once_and_an_idle_que
     assert max(sizes) <= 100, sizes  # EYE_WORKER_GROUP_MESSAGES' default
     assert queue_depth(broker_url, group_env["EYE_QUEUE"]) == 0
 
-    # The queue is idle now: one message alone is stored at once, without waiting for group-mates.
+    # The queue is idle now: one message alone is stored after the group wait (100 ms by default)
+    # at most, in a transaction of its own.
     for _ in range(3):
         single = pageview(sessions[0])
         started = time.monotonic()
@@ -216,6 +217,43 @@ def test_a_backlog_is_stored_in_few_transactions_each_event_once_and_an_idle_que
 
     # The log says how many messages each transaction held (here: as many as its new events).
     assert [record["messages"] for record in records] == sizes, records
+
+
+def test_a_steady_trickle_is_stored_in_groups_within_the_wait_not_a_transaction_per_message(
+    group_env, group_app, sender, database, start_worker_process
+):
+    """At an ordinary steady rate the queue is empty whenever a task looks: without the group wait,
+    every message would be a task and a transaction of its own."""
+    worker = start_worker_process(worker_env(group_env, "groups-trickle", EYE_WORKER_GROUP_WAIT_MS="200"),
+                                  concurrency=1)
+    sessions = [str(uuid.uuid4()) for _ in range(5)]
+    ready = pageview(sessions[0])
+    sender.send([ready])  # the worker is consuming once this one is stored: no backlog below
+    wait_until(lambda: stored_counts(database, sender.application_id, [ready["event_id"]]), 60,
+               "the first message stored", worker)
+    before = len(persisted_records(worker))
+
+    events = [pageview(sessions[i % len(sessions)]) for i in range(100)]
+    started = time.monotonic()
+    for event in events:  # ~100 messages/s, one event each, as single-event POSTs make them
+        sender.send([event])
+        time.sleep(0.01)
+    sent_in = time.monotonic() - started
+    ids = [event["event_id"] for event in events]
+    wait_until(lambda: len(stored_counts(database, sender.application_id, ids)) == 100, 30,
+               "all 100 events stored", worker, interval=0.01)
+    # Stored about as they came: the last one within the wait (and a commit) of its sending.
+    assert time.monotonic() - started < sent_in + 2.0
+    time.sleep(0.5)  # a duplicate would show now
+
+    counts = stored_counts(database, sender.application_id, ids)
+    assert set(counts) == set(ids) and set(counts.values()) == {1}
+    records = persisted_records(worker)[before:]
+    sizes = [record["new_events"] for record in records]
+    assert sum(sizes) == 100, sizes
+    # 100 messages over ~1-1.5 s with a 200 ms wait: a handful of transactions, not 100.
+    assert len(sizes) <= 25 and max(sizes) >= 5, sizes
+    assert TASK_FAILED not in worker.log()
 
 
 def test_workers_sigkilled_while_holding_groups_lose_and_duplicate_nothing(
