@@ -17,6 +17,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     from app import cli, models  # noqa: F401  (models: tables known to Flask-Migrate)
     from app.api import applications, error_monitor, event_types, events, health, mouse_metrics, sessions
     from app.api.openapi import document_registry
+    from app.api.stateless_session import CookieSessionOutsideTheApi
     from app.dashboard import live  # noqa: F401  (before socketio.init_app: see its docstring)
     from app.dashboard import views as dashboard
     from app.event_types import init_app as init_event_types
@@ -27,6 +28,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     from app.rate_limits import init_rate_limits
     from tasks.celery_app import celery_init_app
 
+    app.session_interface = CookieSessionOutsideTheApi()
     init_event_types(app)  # first: the OpenAPI document and the views read it
     envelope_check()  # compiled now, not in the first request
     db.init_app(app)

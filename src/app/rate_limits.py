@@ -25,6 +25,17 @@ def only_the_api_is_limited() -> bool:
     return not request.path.startswith("/api/")
 
 
+def nothing_limits_this_request(app: Flask) -> bool:
+    """True when no limit can apply: Flask-Limiter then skips resolving limits for the request.
+
+    Profiled: resolving the (empty) set of limits of an API call without EYE_RATE_LIMIT took ~8 % of
+    a single-event POST's CPU in the web process.
+    """
+    if request.path.startswith("/api/"):
+        return not app.config["RATELIMIT_DEFAULT"]
+    return request.endpoint != "dashboard.token"
+
+
 def init_rate_limits(app: Flask) -> Limiter:
     """Bind a limiter to `app`: per key on the API (EYE_RATE_LIMIT), per address on dashboard tokens.
 
@@ -44,5 +55,6 @@ def init_rate_limits(app: Flask) -> Limiter:
         lambda: app.config["EYE_TOKEN_RATE_LIMIT"],
         exempt_when=lambda: request.endpoint != "dashboard.token",
     )(dashboard_views.blp)
+    limiter.request_filter(lambda: nothing_limits_this_request(app))
     app.extensions["eye_limiter"] = limiter
     return limiter

@@ -4,7 +4,7 @@ import logging
 import time
 
 from flask import Flask, g, request
-from pythonjsonlogger.json import JsonFormatter
+from pythonjsonlogger.orjson import OrjsonFormatter
 
 request_log = logging.getLogger("eye.request")
 
@@ -12,7 +12,9 @@ request_log = logging.getLogger("eye.request")
 def configure_logging(level: str = "INFO") -> None:
     """Send every log record to stderr as one JSON object (called by the entry points, not at import)."""
     handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter(
+    # orjson: the request log's line is written for every request (profiled: the json module's
+    # formatter took ~5 % of a single-event POST's CPU).
+    handler.setFormatter(OrjsonFormatter(
         "%(asctime)s %(levelname)s %(name)s %(message)s",
         rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
     ))
