@@ -14,10 +14,13 @@ from app.storage.arrivals import COUNT_ARRIVALS, STORED, arrival_parameters, min
 from app.storage.database import as_jsonb, raw_cursor
 
 
-def store_events(application_id: int, received_at: datetime, events: list[dict]) -> list[dict]:
-    """Insert one part's events; returns the new ones (with `timestamp_dt`), in the order sent."""
-    if not events:
-        return []
+def store_events(parts: list[tuple[int, datetime, list[dict]]]) -> list[tuple[int, list[dict]]]:
+    """Insert the events of every part `(application_id, received_at, events)` in one statement.
+
+    Returns each part's application with its new events (with `timestamp_dt`), in the order sent.
+    One statement for the whole message: a worker's group of single-event messages is many parts,
+    and one INSERT each was a round trip and a statement each.
+    """
     rows = [
         {
             "application_id": application_id,
@@ -29,16 +32,23 @@ def store_events(application_id: int, received_at: datetime, events: list[dict])
             "timestamp": datetime.fromisoformat(e["timestamp"]),
             "received_at": received_at,
         }
+        for application_id, received_at, events in parts
         for e in events
     ]
-    inserted = _insert_rows(rows)
-    new = []
-    for row, event in zip(rows, events, strict=True):
-        identity = (row["event_id"], row["timestamp"])
-        if identity in inserted:
-            inserted.discard(identity)  # the same event twice in one batch is one event
-            new.append({**event, "timestamp_dt": row["timestamp"], "received_at_dt": received_at})
-    return new
+    inserted = _insert_rows(rows) if rows else set()
+    new_by_application = []
+    position = 0
+    for application_id, received_at, events in parts:
+        new = []
+        for event in events:
+            row = rows[position]
+            position += 1
+            identity = (application_id, row["event_id"], row["timestamp"])
+            if identity in inserted:
+                inserted.discard(identity)  # the same event twice in one message is one event
+                new.append({**event, "timestamp_dt": row["timestamp"], "received_at_dt": received_at})
+        new_by_application.append((application_id, new))
+    return new_by_application
 
 
 def add_to_sessions(new_by_application: list[tuple[int, list[dict]]]) -> None:
@@ -68,8 +78,8 @@ def add_to_sessions(new_by_application: list[tuple[int, list[dict]]]) -> None:
     _record_sessions(rows, pairs, sorted(arrivals.items()))
 
 
-def _insert_rows(rows: list[dict]) -> set[tuple[uuid.UUID, datetime]]:
-    """Insert events; returns the (event_id, timestamp) of the new ones (a retry of a stored one is skipped)."""
+def _insert_rows(rows: list[dict]) -> set[tuple[int, uuid.UUID, datetime]]:
+    """Insert events; returns the identities of the new ones (a retry of a stored one is skipped)."""
     values = [
         (r["application_id"], str(r["event_id"]), str(r["session_id"]), r["category"], r["name"],
          as_jsonb(r["data"]), r["timestamp"], r["received_at"])
@@ -79,13 +89,14 @@ def _insert_rows(rows: list[dict]) -> set[tuple[uuid.UUID, datetime]]:
         returned = execute_values(
             cursor,
             "INSERT INTO events (application_id, event_id, session_id, category, name, data, timestamp, received_at) "
-            "VALUES %s ON CONFLICT (application_id, event_id, timestamp) DO NOTHING RETURNING event_id, timestamp",
+            "VALUES %s ON CONFLICT (application_id, event_id, timestamp) DO NOTHING "
+            "RETURNING application_id, event_id, timestamp",
             values,
             template="(%s, %s::uuid, %s::uuid, %s, %s, %s, %s, %s)",
             page_size=1000,
             fetch=True,
         )
-    return {(uuid.UUID(str(event_id)), timestamp) for event_id, timestamp in returned}
+    return {(application_id, uuid.UUID(str(event_id)), timestamp) for application_id, event_id, timestamp in returned}
 
 
 def _record_sessions(rows: list[dict], pairs: list[tuple[str, int]],

@@ -32,13 +32,12 @@ def store_message(message: dict) -> PersistedBatch:
 
     A message holds one part per request the API merged into it (see app/messages.py).
     """
-    new_by_application: list[tuple[int, list[dict]]] = []
-    rejections: list[dict] = []
-    for part in parts_of(message):
-        received_at = datetime.fromisoformat(part["received_at"])
-        new_events = store_events(part["application_id"], received_at, part.get("events", []))
-        new_by_application.append((part["application_id"], new_events))
-        rejections += part.get("rejections", [])
+    parts = parts_of(message)
+    new_by_application = store_events([
+        (part["application_id"], datetime.fromisoformat(part["received_at"]), part.get("events", []))
+        for part in parts
+    ])
+    rejections = [rejection for part in parts for rejection in part.get("rejections", [])]
     add_to_sessions(new_by_application)
     new_events = [event for _, events in new_by_application for event in events]
     # Same transaction: only new events count, and a crash before the commit counts none of them.
