@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 # The events one transaction may hold at most (a bounded buffer, a bounded transaction).
 MAX_GROUP_EVENTS = 5000
 # How often a waiting task looks at the queue again: each look is a round trip to the broker.
-POLL_SECONDS = 0.01
+POLL_SECONDS = 0.02
 
 
 @dataclass
@@ -57,9 +57,13 @@ class MessageGroup:
         return build_message([part for message in self.messages for part in parts_of(message)])
 
     def acknowledge(self) -> None:
-        """After the commit: the taken messages leave the queue (the task's own is Celery's to ack)."""
-        for _, message in self.taken:
-            message.ack()
+        """After the commit: the taken messages leave the queue (the task's own is Celery's to ack).
+
+        One frame for the group: every taken message is on the reader's channel, which holds no
+        other unacknowledged message (a message given back or left for Celery was rejected).
+        """
+        if self.taken:
+            self.taken[-1][1].ack(multiple=True)
         self.taken = []
 
     def give_back(self) -> None:
