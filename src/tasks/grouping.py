@@ -8,8 +8,9 @@ them all in one transaction, and acknowledges them after the commit. If the queu
 the group is full, the task waits for more for at most EYE_WORKER_GROUP_WAIT_MS after it started
 (polling the queue): at an ordinary steady rate a message arrives every few milliseconds, each
 would otherwise be a task and a transaction of its own, and the wait is paid by the storage lag
-only, never by the client, whose 202 came with the broker's confirm. A backlog fills the group at
-once; EYE_WORKER_GROUP_WAIT_MS=0 stores what is waiting and nothing more.
+only, never by the client, whose 202 came with the broker's confirm. A group holding a mouse move
+does not wait (a live chart is waiting for its metrics: it takes only what is already queued). A
+backlog fills the group at once; EYE_WORKER_GROUP_WAIT_MS=0 stores what is waiting and nothing more.
 
 Guarantees kept: a message is acknowledged only after the commit that stored it; a worker killed
 before that drops its broker connection, and RabbitMQ redelivers every message of the group (the
@@ -29,6 +30,7 @@ from kombu import Connection, Queue
 from kombu.message import Message
 
 from app.messages import PERSIST_EVENTS_TASK, build_message, parts_of
+from app.mouse_geometry import MOUSE_MOVE
 from tasks.serialization import ORJSON
 
 log = logging.getLogger(__name__)
@@ -99,13 +101,14 @@ class QueueReader:
             return group
         deadline = time.monotonic() + self.wait_seconds
         events = _event_count(first)
+        may_wait = not _carries_mouse_moves(first)
         try:
             queue = self._bound_queue()
             while len(group.taken) + 1 < self.limit and events < MAX_GROUP_EVENTS:
                 message = queue.get(no_ack=False, accept=[ORJSON, "json"])
                 if message is None:
                     left = deadline - time.monotonic()
-                    if left <= 0:
+                    if not may_wait or left <= 0:
                         break
                     time.sleep(min(POLL_SECONDS, left))
                     continue
@@ -115,6 +118,7 @@ class QueueReader:
                     break
                 group.taken.append((body, message))
                 events += _event_count(body)
+                may_wait = may_wait and not _carries_mouse_moves(body)
         except Exception as exc:
             # Taking is an optimisation: on any broker trouble the task stores its own message alone.
             log.warning("could not take waiting ingest messages (%s); storing this one alone", type(exc).__name__)
@@ -149,6 +153,14 @@ def _ingest_message(message: Message) -> dict | None:
     except Exception:
         return None
     return args[0]
+
+
+def _carries_mouse_moves(message: dict) -> bool:
+    try:
+        return any((event.get("category"), event.get("name")) == MOUSE_MOVE
+                   for part in parts_of(message) for event in part.get("events", []))
+    except Exception:
+        return False
 
 
 def _event_count(message: dict) -> int:

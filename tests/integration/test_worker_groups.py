@@ -256,6 +256,30 @@ def test_a_steady_trickle_is_stored_in_groups_within_the_wait_not_a_transaction_
     assert TASK_FAILED not in worker.log()
 
 
+def test_a_mouse_move_is_stored_without_the_group_wait_a_page_view_after_it(
+    group_env, group_app, sender, database, start_worker_process
+):
+    """A live chart waits for a mouse move's metrics: its group takes what is queued, and goes."""
+    worker = start_worker_process(worker_env(group_env, "groups-mouse-wait", EYE_WORKER_GROUP_WAIT_MS="3000"),
+                                  concurrency=1)
+    session_id = str(uuid.uuid4())
+    ready = pageview(session_id)
+    sender.send([ready])  # waits its 3 s: the worker is consuming once it is stored
+    wait_until(lambda: stored_counts(database, sender.application_id, [ready["event_id"]]), 60,
+               "the first message stored", worker)
+
+    def seconds_to_store(event: dict) -> float:
+        started = time.monotonic()
+        sender.send([event])
+        wait_until(lambda: stored_counts(database, sender.application_id, [event["event_id"]]), 20,
+                   "the message stored", worker, interval=0.01)
+        return time.monotonic() - started
+
+    now = time.time() * 1000
+    assert seconds_to_store(mouse_move(session_id, [(now, 1, 1), (now + 10, 4, 5)], tab="a")) < 1.5
+    assert seconds_to_store(pageview(session_id)) >= 2.5  # the wait, for a page view alone
+
+
 def test_workers_sigkilled_while_holding_groups_lose_and_duplicate_nothing(
     group_env, group_app, sender, database, start_worker_process
 ):
