@@ -1,8 +1,11 @@
 """Resident memory of `make run`'s whole process tree, idle and over a steady load.
 
     python bench/memory.py --idle 30 --load-seconds 600 --rate 100
+    python bench/memory.py --load-seconds 600 --rate 150 --every 30 \
+        --database-url postgresql://postgres@127.0.0.1/eye_memory --broker-url amqp://guest:guest@127.0.0.1:5672//
 
-Starts `python -m app.launcher` on the embedded default in a fresh data folder, waits `--idle`
+Starts `python -m app.launcher` on the embedded default in a fresh data folder (or on the given,
+existing, empty database and RabbitMQ, with a queue of its own), waits `--idle`
 seconds and samples every process of the run (launcher, gunicorn, celery, the embedded PostgreSQL),
 then sends a steady load with bench/ingest.py and samples again every `--every` seconds; prints RSS
 and PSS per group (PSS counts a page shared by N processes as 1/N in each: PostgreSQL's shared
@@ -89,6 +92,8 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=100)
     parser.add_argument("--every", type=float, default=60)
     parser.add_argument("--json", dest="json_path")
+    parser.add_argument("--database-url", help="an existing empty database (else the embedded default)")
+    parser.add_argument("--broker-url", help="RabbitMQ (with --database-url)")
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="eye_memory_"))
@@ -96,6 +101,12 @@ def main() -> int:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "SOCKETIO_MESSAGE_QUEUE")}
     env.update({"EYE_DATA_DIR": str(data), "EYE_PORT": str(port), "EYE_LOG_LEVEL": "WARNING"})
+    counted = []
+    if args.database_url:
+        queue = f"eye.memory.{port}"
+        env.update({"DATABASE_URL": args.database_url, "CELERY_BROKER_URL": args.broker_url, "EYE_QUEUE": queue,
+                    "EYE_SOCKETIO_CHANNEL": f"{queue}.sio"})
+        counted = ["--database-url", args.database_url]
     launcher = subprocess.Popen([sys.executable, "-m", "app.launcher"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                 text=True, start_new_session=True)
     snapshots = []
@@ -113,7 +124,8 @@ def main() -> int:
         if args.load_seconds:
             load = subprocess.Popen([sys.executable, "bench/ingest.py", "--url", lines["EYE_URL"], "--api-key",
                                      lines["EYE_API_KEY"], "--mode", "single", "--concurrency", "4", "--rate",
-                                     str(args.rate), "--duration", str(args.load_seconds), "--drain-timeout", "120"],
+                                     str(args.rate), "--duration", str(args.load_seconds), "--drain-timeout", "120",
+                                     *counted],
                                     cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             started = time.monotonic()
             while load.poll() is None:
@@ -127,6 +139,14 @@ def main() -> int:
         os.killpg(launcher.pid, signal.SIGINT)
         launcher.wait(timeout=30)
         shutil.rmtree(folder, ignore_errors=True)
+        if args.database_url:
+            from kombu import Connection
+
+            with Connection(args.broker_url) as connection:  # the run's queue and exchanges go with it
+                channel = connection.default_channel
+                for name in (env["EYE_QUEUE"], f"{env['EYE_QUEUE']}.maintenance"):
+                    channel.queue_delete(name)
+                    channel.exchange_delete(name)
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(snapshots, indent=2))
     return 0
