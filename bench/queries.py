@@ -168,6 +168,13 @@ def seed(engine, events: int, fast_load: bool) -> dict:
             INSERT INTO session_applications (session_id, application_id)
             SELECT DISTINCT session_id, application_id FROM events WHERE application_id = ANY(:ids)
             ON CONFLICT DO NOTHING"""), {"ids": ids})
+        # The arrival counts the workers keep in the same transaction (GET /api/v1/stats/volume).
+        connection.execute(text("""
+            INSERT INTO arrival_counts (minute, outcome, category, name, count)
+            SELECT date_trunc('minute', received_at), 'stored', category, name, count(*) FROM events
+            WHERE application_id = ANY(:ids) GROUP BY 1, 3, 4
+            ON CONFLICT (minute, outcome, category, name) DO UPDATE SET count = arrival_counts.count + EXCLUDED.count
+            """), {"ids": ids})
         connection.commit()
         timings["sessions_s"] = round(time.perf_counter() - started, 1)
 
@@ -191,7 +198,8 @@ def summary(times_ms: list[float], rows: list[int]) -> dict:
             "mean_rows": round(statistics.mean(rows), 1)}
 
 
-def measure(app, key: str, sessions: int, runs: int, walks: int, rng: random.Random) -> dict:
+def measure(app, key: str, sessions: int, runs: int, walks: int, rng: random.Random, volume: bool = True) -> dict:
+    """The read API's latencies; `volume=False` leaves out GET /api/v1/stats/volume (older trees lack it)."""
     client = app.test_client()
     headers = {"X-API-Key": key}
     span_hours = SPAN_DAYS * 24
@@ -208,11 +216,23 @@ def measure(app, key: str, sessions: int, runs: int, walks: int, rng: random.Ran
         since = START + timedelta(hours=rng.randrange(1, span_hours - 1))
         return {"since": since.isoformat(), "until": (since + timedelta(hours=1)).isoformat()}
 
+    def whole_span() -> dict:  # every seeded event arrived in it (the console's widest chart)
+        return {"since": START.isoformat(), "until": (START + timedelta(days=SPAN_DAYS + 1)).isoformat(),
+                "step": "1h" if SPAN_DAYS < 60 else "1d"}
+
+    def one_day() -> dict:  # the console's default: a day in 5-minute steps
+        since = START + timedelta(hours=rng.randrange(0, span_hours - 24))
+        return {"since": since.isoformat(), "until": (since + timedelta(hours=24)).isoformat(), "step": "5m"}
+
     cases = {
+        "volume_span": lambda: get("/api/v1/stats/volume", **whole_span()),
+        "volume_day": lambda: get("/api/v1/stats/volume", **one_day()),
         "session": lambda: get(f"/api/v1/sessions/{session_uuid(rng.randrange(sessions))}/events"),
         "category": lambda: get("/api/v1/events", category="page interaction", **hour()),
         "type": lambda: get("/api/v1/events", category="page interaction", name="pageview", **hour()),
     }
+    if not volume:
+        del cases["volume_span"], cases["volume_day"]
     results = {}
     for name, call in cases.items():
         for _ in range(min(20, runs)):  # warm the connection pool and the caches
@@ -221,7 +241,7 @@ def measure(app, key: str, sessions: int, runs: int, walks: int, rng: random.Ran
         for _ in range(runs):
             elapsed, body = call()
             times.append(elapsed)
-            rows.append(len(body["items"]))
+            rows.append(len(body["items"]) if "items" in body else sum(series["total"] for series in body["stored"]))
         results[name] = summary(times, rows)
 
     walk_times, page_times, page_rows, walk_rows, pages = [], [], [], [], []

@@ -15,7 +15,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.config.update({name: value for name, value in (overrides or {}).items() if not hasattr(config, name)})
 
     from app import cli, models  # noqa: F401  (models: tables known to Flask-Migrate)
-    from app.api import applications, error_monitor, event_types, events, health, mouse_metrics, sessions
+    from app.api import applications, error_monitor, event_types, events, health, mouse_metrics, sessions, stats
     from app.api.openapi import document_registry
     from app.api.stateless_session import CookieSessionOutsideTheApi
     from app.dashboard import live  # noqa: F401  (before socketio.init_app: see its docstring)
@@ -45,7 +45,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         transports=app.config["EYE_SOCKETIO_TRANSPORTS"],
     )
 
-    for resource in (health, events, sessions, mouse_metrics, error_monitor, event_types, applications):
+    for resource in (health, events, sessions, mouse_metrics, error_monitor, stats, event_types, applications):
         api.register_blueprint(resource.blp)
     app.register_blueprint(dashboard.blp)
     app.register_blueprint(metrics.blp)
