@@ -1,5 +1,5 @@
-"""Command line: `flask apps …` and `flask keys …` (keys are shown once, stored hashed), and
-`flask partitions …` (what the periodic maintenance task does, by hand)."""
+"""Command line: `flask apps …` and `flask keys …` (keys are shown once, stored hashed),
+`flask partitions …` (what the periodic maintenance task does, by hand) and `flask errors replay`."""
 
 import re
 
@@ -13,6 +13,7 @@ from app.identity import keys
 apps_cli = AppGroup("apps", help="Applications that send events.")
 keys_cli = AppGroup("keys", help="API keys of the applications.")
 partitions_cli = AppGroup("partitions", help="Time partitions of the tables that grow, and retention.")
+errors_cli = AppGroup("errors", help="The recorded refusals.")
 
 
 @apps_cli.command("create")
@@ -103,6 +104,55 @@ def prune_partitions(dry_run: bool) -> None:
     click.echo(f"{verb} {sessions} expired sessions")
 
 
+@errors_cli.command("replay")
+@click.option("--kind", help="e.g. invalid_payload")
+@click.option("--category")
+@click.option("--name")
+@click.option("--application", help="The sending application's name")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"]),
+              help="Received from (UTC)")
+@click.option("--until", type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"]),
+              help="Received before (UTC)")
+@click.option("--not-replayed", is_flag=True, help="Only refusals never replayed")
+@click.option("--dry-run", is_flag=True, help="Count what would pass now; change nothing.")
+@click.option("--batch", default=500, show_default=True, type=click.IntRange(1, 1000),
+              help="Refusals per round (one publish each)")
+def replay_errors(kind, category, name, application, since, until, not_replayed, dry_run, batch) -> None:
+    """Check recorded refusals again against the current schemas; send the ones that pass (as the API's
+    POST /api/v1/errors/replay does). A replayed event is stored once, however often it is replayed."""
+    from collections import Counter
+    from datetime import UTC
+
+    from sqlalchemy import func, select
+
+    from app.extensions import db
+    from app.ingest.publishing import BrokerUnavailable
+    from app.ingest.replay import ReplayFilters, matching, replay
+
+    filters = ReplayFilters(kind=kind, category=category, name=name, application=application,
+                            since=since and since.replace(tzinfo=UTC), until=until and until.replace(tzinfo=UTC),
+                            replayed=False if not_replayed else None)
+    total = db.session.scalar(select(func.count()).select_from(matching(filters).order_by(None).subquery()))
+    passing, failing, unreplayable, cursor = 0, Counter(), 0, None
+    with click.progressbar(length=total, label="replaying" if not dry_run else "checking", file=None) as bar:
+        while True:
+            try:
+                report = replay(filters, batch, dry_run, cursor)
+            except BrokerUnavailable as exc:
+                raise click.ClickException(f"the broker did not confirm ({exc}); what was replayed before this "
+                                           "round is noted, run the command again (stored once)") from None
+            passing += report.passing
+            failing.update(report.still_failing)
+            unreplayable += report.not_replayable
+            bar.update(report.matched)
+            cursor = report.next_cursor
+            if cursor is None:
+                break
+    click.echo(f"{total} matched; {'would pass' if dry_run else 'replayed'} {passing}; "
+               f"not replayable {unreplayable}; still failing {sum(failing.values())}"
+               + "".join(f"\n  {kind_}: {count}" for kind_, count in failing.most_common()))
+
+
 def _size(count: int) -> str:
     for unit in ("B", "kB", "MB", "GB"):
         if count < 1024 or unit == "GB":
@@ -115,3 +165,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(apps_cli)
     app.cli.add_command(keys_cli)
     app.cli.add_command(partitions_cli)
+    app.cli.add_command(errors_cli)

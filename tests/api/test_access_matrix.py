@@ -12,11 +12,14 @@ REQUIRED_SCOPE = {
     "POST /api/v1/events": "ingest",
     "POST /api/v1/events/batch": "ingest",
     "GET /api/v1/events": "read",
+    "GET /api/v1/events/{event_id}": "read",
     "GET /api/v1/sessions/{session_id}": "read",
     "GET /api/v1/sessions/{session_id}/events": "read",
     "GET /api/v1/sessions/{session_id}/mouse-metrics": "read",
     "GET /api/v1/errors": "read",
     "GET /api/v1/errors/summary": "read",
+    "POST /api/v1/errors/replay": "admin",
+    "GET /api/v1/stats/volume": "read",
     "GET /api/v1/event-types": "read",
     "GET /api/v1/applications": "admin",
     "POST /api/v1/applications": "admin",
@@ -46,7 +49,8 @@ def credentials(embedded_app, embedded_key):
 
 def request_for(operation: str, sample) -> tuple[str, str, bytes | None]:
     method, template = operation.split(" ", 1)
-    path = (template.replace("{session_id}", str(uuid.uuid4())).replace("{name}", "matrix-app")
+    path = (template.replace("{session_id}", str(uuid.uuid4())).replace("{event_id}", str(uuid.uuid4()))
+            .replace("{name}", "matrix-app")
             .replace("{prefix}", "0000000000"))
     body = None
     if operation == "POST /api/v1/events":
@@ -55,6 +59,8 @@ def request_for(operation: str, sample) -> tuple[str, str, bytes | None]:
         body = json.dumps({"events": [sample("pageview")]}).encode()
     elif operation == "POST /api/v1/applications":
         body = json.dumps({"name": f"m-{uuid.uuid4().hex[:6]}"}).encode()
+    elif operation == "POST /api/v1/errors/replay":
+        body = json.dumps({"dry_run": True}).encode()
     elif operation.endswith("/keys"):
         body = json.dumps({"scopes": ["read"]}).encode()
     return method, path, body

@@ -271,7 +271,7 @@ def test_errors_listing_filters_and_pages(store, reader):
     assert everything[3] == {
         "id": everything[3]["id"], "received_at": "2021-01-01T11:00:00+00:00", "application": "mobile",
         "kind": "malformed_json", "category": None, "name": None, "errors": {"_body": ["Not valid JSON."]},
-        "raw": "{,",
+        "raw": "{,", "event_id": None, "replayed_at": None, "replay_outcome": None,
     }
 
     def kinds(**params):

@@ -10,7 +10,7 @@ from app.api.schemas import PAGE_ERRORS, ErrorBody, EventFilterQuery, EventPage,
 from app.ingest.events import NotAllowed, check_allowed, ingest_events, record_request_rejection
 from app.ingest.publishing import BrokerUnavailable
 from app.ingest.validation import INVALID_EVENT, EventEnvelope
-from app.queries.events import EventFilters, list_events
+from app.queries.events import EventFilters, event_status, list_events
 
 MAX_BATCH = 500
 RETRY_AFTER_SECONDS = "2"
@@ -40,6 +40,36 @@ class EventBatch(Schema):
 
 class EventQuery(EventFilterQuery):
     session_id = fields.UUID()
+
+
+class StoredCopy(Schema):
+    """The event as stored under this id by one application, at one timestamp."""
+
+    application = fields.String(required=True, allow_none=True)
+    session_id = fields.UUID(required=True)
+    category = fields.String(required=True)
+    name = fields.String(required=True)
+    timestamp = fields.DateTime(required=True)
+    received_at = fields.DateTime(required=True)
+
+
+class Refusal(Schema):
+    """A recorded refusal of an item that carried this id."""
+
+    id = fields.UUID(required=True, metadata={"description": "The refusal's id in GET /api/v1/errors"})
+    application = fields.String(required=True, allow_none=True)
+    kind = fields.String(required=True)
+    category = fields.String(required=True, allow_none=True)
+    name = fields.String(required=True, allow_none=True)
+    errors = fields.Dict(required=True)
+    received_at = fields.DateTime(required=True)
+
+
+class EventStatus(Schema):
+    event_id = fields.UUID(required=True)
+    stored = fields.List(fields.Nested(StoredCopy), required=True,
+                         metadata={"description": "One per application and timestamp (the event's identity)"})
+    refused = fields.List(fields.Nested(Refusal), required=True)
 
 
 def _ingest(items: list):
@@ -125,3 +155,18 @@ def check_items_allowed(items: list) -> None:
         check_allowed(current_principal(), items)
     except NotAllowed as exc:
         abort(403, message=str(exc))
+
+
+@blp.route("/<uuid:event_id>")
+class EventLookup(MethodView):
+    @blp.doc(security=SECURITY)
+    @blp.response(200, EventStatus)
+    @blp.alt_response(404, schema=ErrorBody, description="Nothing stored or refused carried this event_id")
+    @require_scope("read")
+    def get(self, event_id):
+        """Where is my event? Every stored copy of an event_id, and every refusal that carried it"""
+        status = event_status(event_id)
+        if status is None:
+            abort(404, message=f"No stored event and no recorded refusal carries event_id {event_id}. "
+                               "An event accepted moments ago may still be on its way to storage.")
+        return status

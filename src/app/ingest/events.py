@@ -12,7 +12,7 @@ from app.identity.keys import Principal
 from app.ingest.json_numbers import as_sent
 from app.ingest.publishing import BrokerUnavailable, publish_part
 from app.ingest.validation import Verdict, validate_event
-from app.messages import build_part, rejection_record
+from app.messages import RAW_ITEM_LIMIT, build_part, rejection_record
 from app.observability.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED, PUBLISH_SECONDS
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def ingest_events(principal: Principal, items: list) -> IngestResult:
         [v.event for v in verdicts if v.accepted],
         [
             rejection_record(principal.application_id, v.kind, v.errors, item, received_at, v.category, v.name,
-                             default=as_sent)
+                             default=as_sent, whole_up_to=RAW_ITEM_LIMIT)
             for v, item in zip(verdicts, items, strict=True)
             if not v.accepted
         ],

@@ -60,17 +60,26 @@ class BatchingPublisher:
 
     def publish(self, part: dict) -> None:
         """Block until `part` is confirmed by the broker; BrokerUnavailable otherwise."""
-        encoded = encode_part(part)
+        self.publish_many([part])
+
+    def publish_many(self, parts: list[dict]) -> None:
+        """Block until every part is confirmed (the publisher merges them into as few messages as
+        its limits allow); BrokerUnavailable if one was not, though others may have been."""
+        pendings = []
+        for part in parts:
+            encoded = encode_part(part)
+            pendings.append(_Pending(orjson.Fragment(encoded), len(part["events"]), len(encoded)))
         self._ensure_thread()
-        pending = _Pending(orjson.Fragment(encoded), len(part["events"]), len(encoded))
-        self._queue.put(pending)
+        for pending in pendings:
+            self._queue.put(pending)
         # A hard cap under the contract's 2 s: behind a publish that is itself timing out (connect
         # plus confirm can take twice the timeout), a request answers 503 rather than wait its turn.
         # If that publish succeeds after all, a client's retry with the same event_id is stored once.
-        if not pending.done.wait(self._timeout + 0.5):
-            raise BrokerUnavailable("the broker did not confirm in time")
-        if pending.error is not None:
-            raise BrokerUnavailable(str(pending.error)) from pending.error
+        for pending in pendings:
+            if not pending.done.wait(self._timeout + 0.5):
+                raise BrokerUnavailable("the broker did not confirm in time")
+            if pending.error is not None:
+                raise BrokerUnavailable(str(pending.error)) from pending.error
 
     def _ensure_thread(self) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -211,6 +220,15 @@ def encode_part(part: dict) -> bytes:
 
 def publish_part(part: dict) -> None:
     """Publish one request's part (its accepted events and rejections) with publisher confirms."""
+    _publisher().publish(part)
+
+
+def publish_parts(parts: list[dict]) -> None:
+    """Publish several parts with publisher confirms (a replay's); BrokerUnavailable if one was not."""
+    _publisher().publish_many(parts)
+
+
+def _publisher() -> BatchingPublisher:
     app = current_app._get_current_object()
     publisher = app.extensions.get("eye_publisher")
     if publisher is None:
@@ -218,4 +236,4 @@ def publish_part(part: dict) -> None:
             "eye_publisher", BatchingPublisher(app.extensions["celery"], app.config["EYE_PUBLISH_TIMEOUT"],
                                            app.config["EYE_QUEUE"])
         )
-    publisher.publish(part)
+    return publisher

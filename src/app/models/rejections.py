@@ -18,6 +18,7 @@ class Rejection(db.Model):
         Index("ix_rejections_received", "received_at", "id"),
         Index("ix_rejections_kind_received", "kind", "received_at", "id"),
         Index("ix_rejections_application_received", "application_id", "received_at", "id"),
+        Index("ix_rejections_event_id", "event_id"),
     )
 
     # Made by the API when it rejects, so recording the same rejection twice stores it once.
@@ -28,8 +29,14 @@ class Rejection(db.Model):
         ForeignKey("applications.id", ondelete="SET NULL")
     )
     kind: Mapped[str] = mapped_column(String(32))
+    # The event_id the refused item carried, when it had a valid one (migration 0004).
+    event_id: Mapped[uuid.UUID | None] = mapped_column()
     category: Mapped[str | None] = mapped_column(String(64))
     name: Mapped[str | None] = mapped_column(String(64))
     errors: Mapped[dict] = mapped_column(JSONB)
-    # The raw item as received, cut to 8 KiB.
+    # The item as received, whole up to RAW_ITEM_LIMIT (so it can be replayed); a body that could
+    # not be read as items, or a larger item, as an 8 KiB excerpt (app/messages.py).
     raw: Mapped[str] = mapped_column(Text)
+    # When POST /api/v1/errors/replay last replayed it, and how that went (app/ingest/replay.py).
+    replayed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    replay_outcome: Mapped[str | None] = mapped_column(String(40))

@@ -40,6 +40,10 @@ class RejectionFilters:
 
     kind: str | None = None
     application: str | None = None
+    category: str | None = None
+    name: str | None = None
+    event_id: uuid.UUID | None = None
+    replayed: bool | None = None
     since: datetime | None = None
     until: datetime | None = None
 
@@ -177,8 +181,18 @@ def rejections_query(filters: RejectionFilters, limit: int, after: tuple | None 
     """The statement for one page of rejections, in the order they were received."""
     statement = select(
         Rejection.id, Rejection.received_at, application_name_of(Rejection.application_id), Rejection.kind,
-        Rejection.category, Rejection.name, Rejection.errors, Rejection.raw,
+        Rejection.event_id, Rejection.category, Rejection.name, Rejection.errors, Rejection.raw,
+        Rejection.replayed_at, Rejection.replay_outcome,
     )
+    if filters.event_id is not None:
+        statement = statement.where(Rejection.event_id == filters.event_id)
+    if filters.category is not None:
+        statement = statement.where(Rejection.category == filters.category)
+    if filters.name is not None:
+        statement = statement.where(Rejection.name == filters.name)
+    if filters.replayed is not None:
+        statement = statement.where(Rejection.replayed_at.is_not(None) if filters.replayed
+                                    else Rejection.replayed_at.is_(None))
     if filters.kind is not None:
         statement = statement.where(Rejection.kind == filters.kind)
     if filters.application is not None:
@@ -226,3 +240,30 @@ def _instant(value) -> datetime:
     if parsed.tzinfo is None:
         raise BadCursor("This cursor's position is not a time.")
     return parsed
+
+
+# --- Where is my event? ---------------------------------------------------------------------
+
+
+def event_status(event_id: uuid.UUID) -> dict | None:
+    """Every stored event with this id (one per application and timestamp) and every refusal that
+    carried it, oldest first; None when nothing is known of it.
+
+    The events' key leads with the application: the lookup probes it once per application and
+    partition, with no index of its own on the insert path.
+    """
+    stored = db.session.execute(
+        select(application_name_of(Event.application_id), Event.session_id, Event.category, Event.name,
+               Event.timestamp, Event.received_at)
+        .where(Event.application_id.in_(select(Application.id)), Event.event_id == event_id)
+        .order_by(Event.timestamp, Event.received_at)
+    ).mappings().all()
+    refused = db.session.execute(
+        select(Rejection.id, application_name_of(Rejection.application_id), Rejection.kind,
+               Rejection.category, Rejection.name, Rejection.errors, Rejection.received_at)
+        .where(Rejection.event_id == event_id)
+        .order_by(Rejection.received_at, Rejection.id)
+    ).mappings().all()
+    if not stored and not refused:
+        return None
+    return {"event_id": event_id, "stored": [dict(row) for row in stored], "refused": [dict(row) for row in refused]}

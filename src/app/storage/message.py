@@ -74,6 +74,7 @@ def record_poison_message(message: dict) -> None:
                         "application_id": part.get("application_id"),
                         "received_at": part["received_at"],
                         "kind": PROCESSING_FAILED,
+                        "event_id": event.get("event_id"),
                         "category": event.get("category"),
                         "name": event.get("name"),
                         "errors": {"_schema": [f"The database refused this event: {type(event_exc).__name__}."]},

@@ -21,6 +21,7 @@ def record_rejections(rejections: list[dict]) -> None:
             "received_at": datetime.fromisoformat(r["received_at"]),
             "application_id": r.get("application_id"),
             "kind": r["kind"],
+            "event_id": uuid.UUID(r["event_id"]) if r.get("event_id") else None,
             "category": r.get("category"),
             "name": r.get("name"),
             "errors": r.get("errors") or {},
