@@ -18,6 +18,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     from app.api import applications, error_monitor, event_types, events, health, mouse_metrics, sessions, stats
     from app.api.openapi import document_registry
     from app.api.stateless_session import CookieSessionOutsideTheApi
+    from app.console import views as console
     from app.dashboard import live  # noqa: F401  (before socketio.init_app: see its docstring)
     from app.dashboard import views as dashboard
     from app.event_types import init_app as init_event_types
@@ -48,6 +49,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     for resource in (health, events, sessions, mouse_metrics, error_monitor, stats, event_types, applications):
         api.register_blueprint(resource.blp)
     app.register_blueprint(dashboard.blp)
+    app.register_blueprint(console.blp)
     app.register_blueprint(metrics.blp)
     document_registry(api, app.extensions["event_types"])
     cli.init_app(app)

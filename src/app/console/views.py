@@ -1,0 +1,29 @@
+"""`/console`: the data team's page. It carries no data and no key: its script asks the read API,
+with a key the user pastes, kept in the tab's sessionStorage only (never a URL, a cookie or a log)."""
+
+from flask import Blueprint, render_template
+
+blp = Blueprint("console", __name__, url_prefix="/console")
+
+# Our own scripts and styles only, API calls to this origin only, never framed: a key pasted here
+# can be read by nothing but this page's own code.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+@blp.after_request
+def secure_headers(response):
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@blp.get("")
+def page():
+    """Traffic and refusals over time, failing types, lookup by event or session."""
+    return render_template("console.html")
