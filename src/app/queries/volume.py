@@ -27,9 +27,13 @@ class VolumeWindow:
     step: timedelta
 
     @property
+    def count(self) -> int:
+        """How many steps the window holds (the last may be partial); counted, never listed."""
+        return -(-(self.until - self.since) // self.step)
+
+    @property
     def buckets(self) -> list[datetime]:
-        count = -(-(self.until - self.since) // self.step)  # the last bucket may be partial
-        return [self.since + i * self.step for i in range(count)]
+        return [self.since + i * self.step for i in range(self.count)]
 
 
 def volume_window(since: datetime, until: datetime, step: timedelta) -> VolumeWindow:
@@ -40,8 +44,9 @@ def volume_window(since: datetime, until: datetime, step: timedelta) -> VolumeWi
         raise ValueError("The window is empty: `until` must be after `since`.")
     end = minute_of(until)
     window = VolumeWindow(minute_of(since), end if end == until else end + timedelta(minutes=1), step)
-    if len(window.buckets) > MAX_BUCKETS:
-        raise ValueError(f"{len(window.buckets)} steps: at most {MAX_BUCKETS}; choose a longer `step`.")
+    # Counted before any list is made: a window of centuries in minute steps must be a quick 422.
+    if window.count > MAX_BUCKETS:
+        raise ValueError(f"{window.count} steps: at most {MAX_BUCKETS}; choose a longer `step`.")
     return window
 
 
