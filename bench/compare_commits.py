@@ -132,8 +132,10 @@ def delete_broker_entities(python: str, broker_url: str, queue: str, exchanges: 
         "import sys\nfrom kombu import Connection\n"
         "with Connection(sys.argv[1], connect_timeout=5) as c:\n"
         "    ch = c.channel()\n"
-        "    try: ch.queue_delete(sys.argv[2])\n"
-        "    except Exception: ch = c.channel()\n"
+        # The ingest queue and the upkeep's queue beside it (<queue>.maintenance, since issue 14).
+        "    for q in (sys.argv[2], sys.argv[2] + '.maintenance'):\n"
+        "        try: ch.queue_delete(q)\n"
+        "        except Exception: ch = c.channel()\n"
         "    for e in sys.argv[3:]:\n"
         "        try: ch.exchange_delete(e)\n"
         "        except Exception: ch = c.channel()\n"
@@ -246,7 +248,7 @@ def run_once(args, label: str, tree: Path, figure: str, round_no: int) -> dict:
     finally:
         result["leftovers_killed"] = stop_service(service)
         psql(args.admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        delete_broker_entities(args.python, args.broker_url, name, [name, f"{name}-sio"])
+        delete_broker_entities(args.python, args.broker_url, name, [name, f"{name}.maintenance", f"{name}-sio"])
     return result
 
 
