@@ -3,6 +3,8 @@ with a key the user pastes, kept in the tab's sessionStorage only (never a URL, 
 
 from flask import Blueprint, render_template
 
+from app.page_headers import lock_down
+
 blp = Blueprint("console", __name__, url_prefix="/console")
 
 # Our own scripts and styles only, API calls to this origin only, never framed: a key pasted here
@@ -15,10 +17,7 @@ CONTENT_SECURITY_POLICY = (
 
 @blp.after_request
 def secure_headers(response):
-    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
+    lock_down(response, CONTENT_SECURITY_POLICY)
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -4,6 +4,7 @@ from flask import Blueprint, current_app, render_template
 
 from app.identity.dashboard_tokens import DASHBOARD_APPLICATION, issue_token
 from app.identity.keys import get_or_create_application
+from app.page_headers import lock_down
 
 blp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 
@@ -17,11 +18,7 @@ CONTENT_SECURITY_POLICY = (
 @blp.after_request
 def secure_headers(response):
     """Lock the page down: our own scripts only, never framed, no referrer leaked."""
-    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
+    return lock_down(response, CONTENT_SECURITY_POLICY)
 
 
 @blp.get("")
