@@ -29,7 +29,8 @@ from app.ingest import json_numbers
 from app.ingest.publishing import publish_parts
 from app.ingest.validation import BODY_TOO_LARGE, MALFORMED_JSON, UNSUPPORTED_MEDIA_TYPE, validate_event
 from app.messages import build_part
-from app.models import Application, Rejection
+from app.models import Rejection
+from app.queries.events import RejectionFilters, filter_rejections
 from app.queries.pagination import BadCursor, decode_cursor, encode_cursor
 
 REPLAY_LISTING = "replay"
@@ -73,26 +74,12 @@ class ReplayReport:
 
 
 def matching(filters: ReplayFilters) -> Select:
-    """The refusals the filters select, oldest first (no limit)."""
-    statement = select(Rejection)
+    """The refusals the filters select, oldest first (no limit): the errors list's filters, or ids."""
+    statement = filter_rejections(select(Rejection), RejectionFilters(
+        kind=filters.kind, application=filters.application, category=filters.category, name=filters.name,
+        replayed=filters.replayed, since=filters.since, until=filters.until))
     if filters.ids is not None:
         statement = statement.where(Rejection.id.in_(filters.ids))
-    if filters.kind is not None:
-        statement = statement.where(Rejection.kind == filters.kind)
-    if filters.category is not None:
-        statement = statement.where(Rejection.category == filters.category)
-    if filters.name is not None:
-        statement = statement.where(Rejection.name == filters.name)
-    if filters.application is not None:
-        statement = statement.where(Rejection.application_id == select(Application.id).where(
-            Application.name == filters.application).scalar_subquery())
-    if filters.since is not None:
-        statement = statement.where(Rejection.received_at >= filters.since)
-    if filters.until is not None:
-        statement = statement.where(Rejection.received_at < filters.until)
-    if filters.replayed is not None:
-        statement = statement.where(Rejection.replayed_at.is_not(None) if filters.replayed
-                                    else Rejection.replayed_at.is_(None))
     return statement.order_by(Rejection.received_at, Rejection.id)
 
 

@@ -179,11 +179,18 @@ REJECTION_ORDER = (Rejection.received_at, Rejection.id)
 
 def rejections_query(filters: RejectionFilters, limit: int, after: tuple | None = None) -> Select:
     """The statement for one page of rejections, in the order they were received."""
-    statement = select(
+    statement = filter_rejections(select(
         Rejection.id, Rejection.received_at, application_name_of(Rejection.application_id), Rejection.kind,
         Rejection.event_id, Rejection.category, Rejection.name, Rejection.errors, Rejection.raw,
         Rejection.replayed_at, Rejection.replay_outcome,
-    )
+    ), filters)
+    if after is not None:
+        statement = statement.where(tuple_(*REJECTION_ORDER) > after)
+    return statement.order_by(*REJECTION_ORDER).limit(limit)
+
+
+def filter_rejections(statement: Select, filters: RejectionFilters) -> Select:
+    """`statement` restricted to the rejections `filters` select (the errors list's, and a replay's)."""
     if filters.event_id is not None:
         statement = statement.where(Rejection.event_id == filters.event_id)
     if filters.category is not None:
@@ -201,9 +208,7 @@ def rejections_query(filters: RejectionFilters, limit: int, after: tuple | None 
         statement = statement.where(Rejection.received_at >= filters.since)
     if filters.until is not None:
         statement = statement.where(Rejection.received_at < filters.until)
-    if after is not None:
-        statement = statement.where(tuple_(*REJECTION_ORDER) > after)
-    return statement.order_by(*REJECTION_ORDER).limit(limit)
+    return statement
 
 
 def list_rejections(filters: RejectionFilters, limit: int, cursor: str | None = None) -> Page:
