@@ -108,10 +108,10 @@ class RejectionSummary(MethodView):
 class ReplayRequest(TimeWindowQuery):
     """Which refusals to replay (as the errors list filters them, or `ids`), and how many at most."""
 
-    kind = fields.String(validate=validate.Length(max=32))
-    category = fields.String(validate=validate.Length(max=64))
-    name = fields.String(validate=validate.Length(max=64))
-    application = fields.String(metadata={"description": "The sending application's name"})
+    kind = QueryText(max_length=32, metadata={"description": "e.g. invalid_payload, future_timestamp"})
+    category = QueryText(max_length=64, metadata={"description": "The refused item's event category"})
+    name = QueryText(max_length=64, metadata={"description": "The refused item's event name"})
+    application = QueryText(metadata={"description": "The sending application's name"})
     ids = fields.List(fields.UUID(), validate=validate.Length(min=1, max=MAX_REPLAY),
                       metadata={"description": "Explicit refusals (their `id` in GET /api/v1/errors)"})
     replayed = fields.Boolean(metadata={"description": "false: only refusals never replayed"})
