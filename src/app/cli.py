@@ -1,5 +1,6 @@
 """Command line: `flask apps …` and `flask keys …` (keys are shown once, stored hashed),
-`flask partitions …` (what the periodic maintenance task does, by hand) and `flask errors replay`."""
+`flask partitions …` (what the periodic maintenance task does, by hand), `flask errors replay` and
+`flask broker move-to-quorum`."""
 
 import re
 
@@ -14,6 +15,7 @@ apps_cli = AppGroup("apps", help="Applications that send events.")
 keys_cli = AppGroup("keys", help="API keys of the applications.")
 partitions_cli = AppGroup("partitions", help="Time partitions of the tables that grow, and retention.")
 errors_cli = AppGroup("errors", help="The recorded refusals.")
+broker_cli = AppGroup("broker", help="The RabbitMQ queues of The Eye.")
 
 
 @apps_cli.command("create")
@@ -153,6 +155,42 @@ def replay_errors(kind, category, name, application, since, until, not_replayed,
                + "".join(f"\n  {kind_}: {count}" for kind_, count in failing.most_common()))
 
 
+@broker_cli.command("move-to-quorum")
+def move_queues_to_quorum() -> None:
+    """Make the ingest and upkeep queues quorum queues, keeping every message they hold.
+
+    Stop the web processes and the workers first (a queue with a consumer is refused); run it with
+    EYE_QUEUE_TYPE=quorum, then start them with that setting. Safe to run again.
+    """
+    from flask import current_app
+
+    from app.broker import connect
+    from app.broker.queue_move import QueueInUse, move_to_quorum
+
+    config = current_app.config
+    if config["EYE_QUEUE_TYPE"] != "quorum":
+        raise click.ClickException("run it with EYE_QUEUE_TYPE=quorum (the setting the service will then run with)")
+    celery = current_app.extensions["celery"]
+    if not str(celery.conf.broker_url or "").startswith(("amqp", "pyamqp")):
+        raise click.ClickException("the broker is not RabbitMQ: there is no queue type to change")
+    queues = [celery.amqp.queues[name] for name in (config["EYE_QUEUE"], config["EYE_MAINTENANCE_QUEUE"])]
+
+    def progress(name: str, count: int) -> None:
+        if count % 1000 == 0:
+            click.echo(f"  {name}: {count} messages moved", err=True)
+
+    with celery.connection_for_write() as connection:
+        connect(connection, config["EYE_PUBLISH_TIMEOUT"] * 5)
+        try:
+            moves = move_to_quorum(connection, queues, progress)
+        except QueueInUse as exc:
+            raise click.ClickException(str(exc)) from None
+    for move in moves:
+        done = {"classic": f"moved from a classic queue with its {move.moved} message(s)",
+                "quorum": "already a quorum queue", "absent": "declared as a quorum queue"}[move.was]
+        click.echo(f"{move.name}: {done}")
+
+
 def _size(count: int) -> str:
     for unit in ("B", "kB", "MB", "GB"):
         if count < 1024 or unit == "GB":
@@ -166,3 +204,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(keys_cli)
     app.cli.add_command(partitions_cli)
     app.cli.add_command(errors_cli)
+    app.cli.add_command(broker_cli)

@@ -84,6 +84,27 @@ def partition_interval(env: Mapping = os.environ) -> str:
     return value
 
 
+# The type of RabbitMQ queue the ingest and upkeep queues are declared as. Quorum queues are
+# replicated by Raft: a publisher confirm then means a majority of the cluster's nodes wrote the
+# message, so a 202 survives the loss of a node. `classic` keeps one copy on one node (RabbitMQ 4 no
+# longer mirrors classic queues); it is kept for a broker older than 3.8. See README "A replicated broker".
+QUEUE_TYPES = ("quorum", "classic")
+DEFAULT_QUEUE_TYPE = "quorum"
+
+
+def queue_type(env: Mapping = os.environ) -> str:
+    """EYE_QUEUE_TYPE, read here only."""
+    value = (env.get("EYE_QUEUE_TYPE") or DEFAULT_QUEUE_TYPE).strip().lower()
+    if value not in QUEUE_TYPES:
+        raise ValueError(f"EYE_QUEUE_TYPE={value!r}: one of {', '.join(QUEUE_TYPES)}.")
+    return value
+
+
+def queue_arguments(kind: str) -> dict:
+    """The declaration arguments of a queue of that type (the same for every queue of ours)."""
+    return {"x-queue-type": kind}
+
+
 # The embedded broker: kombu's filesystem transport, patched to write atomically (see
 # tasks/embedded_transport.py). Its folders come from EYE_DATA_DIR, so the URL stays short.
 EMBEDDED_BROKER_URL = "eyefs://"
@@ -114,6 +135,10 @@ class Config:
         self.EYE_QUEUE = env.get("EYE_QUEUE", "eye.events")
         self.EYE_MAINTENANCE_QUEUE = env.get("EYE_MAINTENANCE_QUEUE", f"{self.EYE_QUEUE}.maintenance")
         self.EYE_SOCKETIO_CHANNEL = env.get("EYE_SOCKETIO_CHANNEL", "eye-socketio")
+        self.EYE_QUEUE_TYPE = queue_type(env)
+        # A one-message queue beside the ingest queue, of its type, that /readyz publishes to: ready
+        # means a message was confirmed there, i.e. (for quorum queues) a majority of nodes wrote it.
+        self.EYE_READINESS_QUEUE = f"{self.EYE_QUEUE}.readiness"
         # Socket.IO transports the server accepts, in the order /dashboard tries them. A WebSocket is
         # one connection, held by one web process. Long-polling spreads a session over many requests,
         # and each must reach the process that holds the session: with several web processes on one
@@ -175,8 +200,14 @@ class Config:
             # the ingest task takes in groups (tasks/grouping.py).
             "task_routes": {"eye.maintain_partitions": {"queue": self.EYE_MAINTENANCE_QUEUE}},
             # Both consumed by every worker (start-celery.sh and make run give no --queues).
-            "task_queues": [Queue(name, Exchange(name), routing_key=name)
+            "task_queues": [Queue(name, Exchange(name), routing_key=name,
+                                  queue_arguments=queue_arguments(self.EYE_QUEUE_TYPE))
                             for name in (self.EYE_QUEUE, self.EYE_MAINTENANCE_QUEUE)],
+            # With quorum queues Celery turns global QoS off by itself (worker_detect_quorum_queues,
+            # on by default since 5.5): the prefetch stays per consumer, 1 per task slot.
+            "worker_detect_quorum_queues": True,
+            # Celery's consumer without its native delayed delivery step (see tasks/consumer.py).
+            "worker_consumer": "tasks.consumer:IngestConsumer",
             "broker_connection_timeout": self.EYE_PUBLISH_TIMEOUT,
             "broker_connection_retry_on_startup": True,
             "broker_transport_options": _broker_transport_options(self),

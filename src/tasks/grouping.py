@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from kombu import Connection, Queue
 from kombu.message import Message
 
+from app.broker import connect
 from app.messages import PERSIST_EVENTS_TASK, build_message, parts_of
 from app.mouse_geometry import MOUSE_MOVE
 from tasks.serialization import ORJSON
@@ -128,7 +129,8 @@ class QueueReader:
 
     def _bound_queue(self) -> Queue:
         if self._queue is None:
-            self._connection = Connection(self.broker_url, connect_timeout=2)
+            # A cluster URL: the first node that answers (app.broker.connect tries each in turn).
+            self._connection = connect(Connection(self.broker_url, connect_timeout=2), timeout=2)
             # Only basic_get on an existing queue: never declared here, so its arguments are Celery's.
             self._queue = Queue(self.queue_name, no_declare=True)(self._connection.channel())
         return self._queue

@@ -1,11 +1,11 @@
 """Liveness and readiness probes."""
 
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 from sqlalchemy import text
 
+from app.broker.readiness import broker_problem
 from app.extensions import db
 
 blp = Blueprint("health", __name__, url_prefix="/", description="Probes for load balancers")
@@ -25,16 +25,6 @@ def database_problem() -> str | None:
         return type(exc).__name__
 
 
-def broker_problem() -> str | None:
-    celery = current_app.extensions["celery"]
-    try:
-        with celery.connection_for_write() as connection:
-            connection.ensure_connection(max_retries=1, timeout=current_app.config["EYE_PUBLISH_TIMEOUT"])
-        return None
-    except Exception as exc:
-        return type(exc).__name__
-
-
 @blp.route("healthz")
 class Liveness(MethodView):
     @blp.response(200, Health)
@@ -46,9 +36,9 @@ class Liveness(MethodView):
 @blp.route("readyz")
 class Readiness(MethodView):
     @blp.response(200, Health)
-    @blp.alt_response(503, schema=Health, description="The database or the broker is down")
+    @blp.alt_response(503, schema=Health, description="The database is down, or the broker cannot confirm a message")
     def get(self):
-        """The database and the broker are reachable"""
+        """The database answers, and the broker confirms a message (for a quorum queue: a majority of its nodes wrote it)"""
         problems = {"database": database_problem(), "broker": broker_problem()}
         checks = {name: problem or "ok" for name, problem in problems.items()}
         down = [name for name, problem in problems.items() if problem]

@@ -24,9 +24,11 @@ import uuid
 from dataclasses import dataclass, field
 
 import orjson
+from amqp.exceptions import PreconditionFailed
 from flask import current_app
 from kombu import Connection
 
+from app.broker import connect
 from app.messages import MAX_BYTES_PER_MESSAGE, MAX_EVENTS_PER_MESSAGE, PERSIST_EVENTS_TASK, build_message
 from app.observability.metrics import MESSAGE_ENCODING_FAILURES
 
@@ -182,13 +184,19 @@ class ConfirmedSender:
 
     def _open_channel(self):
         if self._channel is None:
-            connection = self._celery.connection_for_write()
-            # No waiting between attempts (kombu's default waits 2 s): a broker that refuses fails at
-            # once; a cluster URL tries its next node.
-            connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0.1, interval_max=0.1,
-                                         timeout=self._timeout)
+            # A read slower than the timeout fails (a declare on a cluster node that lost its majority
+            # would otherwise wait for it); a broker that refuses fails at once; a cluster URL tries
+            # its next node.
+            connection = connect(self._celery.connection_for_write(transport_options={"read_timeout": self._timeout}),
+                                 self._timeout)
             channel = connection.channel()
-            self._queue(channel).declare()  # as Celery's own publish would: the queue exists before the first event
+            try:
+                self._queue(channel).declare()  # as Celery's own publish would: the queue exists before the first event
+            except PreconditionFailed:
+                log.error("the queue %s exists with another type than EYE_QUEUE_TYPE: see README, "
+                          "\"Moving a classic queue to a quorum queue\"", self._queue.name)
+                connection.close()
+                raise
             self._connection, self._channel = connection, channel
         return self._channel
 
