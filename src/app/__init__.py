@@ -1,6 +1,7 @@
 """The Eye: behavioural event collection. `create_app` builds the Flask app; it runs nothing."""
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import Config
 
@@ -45,6 +46,11 @@ def create_app(overrides: dict | None = None) -> Flask:
         channel=app.config["EYE_SOCKETIO_CHANNEL"],
         transports=app.config["EYE_SOCKETIO_TRANSPORTS"],
     )
+
+    if app.config["EYE_PROXY_HOPS"]:
+        # Outermost: the client's address and scheme as the proxies in front forwarded them, for the
+        # per-address limits and the logs.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["EYE_PROXY_HOPS"], x_proto=app.config["EYE_PROXY_HOPS"])
 
     for resource in (health, events, sessions, mouse_metrics, error_monitor, stats, event_types, applications):
         api.register_blueprint(resource.blp)

@@ -170,6 +170,9 @@ class Config:
         self.RATELIMIT_DEFAULT = self.EYE_RATE_LIMIT or None
         # Dashboard tokens are handed out without a key: limited per client address.
         self.EYE_TOKEN_RATE_LIMIT = env.get("EYE_TOKEN_RATE_LIMIT", "30/minute")
+        # How many proxies in front of the web processes set X-Forwarded-For/-Proto (the cluster
+        # profile's HAProxy: 1). 0 believes no such header: a client could write any address in it.
+        self.EYE_PROXY_HOPS = int(env.get("EYE_PROXY_HOPS") or "0")
         self.RATELIMIT_STORAGE_URI = env.get("EYE_RATE_LIMIT_STORAGE", "memory://")
         self.RATELIMIT_HEADERS_ENABLED = True
         # A shared counter store that is down lets requests through (logged): never a 500 for it.

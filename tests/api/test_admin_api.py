@@ -87,3 +87,20 @@ def test_dashboard_tokens_are_limited_per_address(make_embedded_app):
     client = app.test_client()
     answers = [client.post("/dashboard/token").status_code for _ in range(5)]
     assert answers == [200, 200, 200, 429, 429]
+
+
+def test_behind_a_proxy_the_limit_counts_each_forwarded_client(make_embedded_app):
+    # EYE_PROXY_HOPS=1 (the cluster profile's HAProxy): the address is the one the proxy forwards.
+    app = make_embedded_app(EYE_TOKEN_RATE_LIMIT="2/minute", EYE_PROXY_HOPS="1")
+    client = app.test_client()
+
+    def token(address: str) -> int:
+        return client.post("/dashboard/token", headers={"X-Forwarded-For": address}).status_code
+
+    assert [token("203.0.113.7") for _ in range(3)] == [200, 200, 429]
+    assert token("203.0.113.8") == 200  # another client behind the same proxy has its own count
+    # Without the setting, a forwarded address is not believed (a client could send any).
+    plain = make_embedded_app(EYE_TOKEN_RATE_LIMIT="2/minute").test_client()
+    statuses = [plain.post("/dashboard/token", headers={"X-Forwarded-For": f"198.51.100.{i}"}).status_code
+                for i in range(3)]
+    assert statuses == [200, 200, 429]
