@@ -211,6 +211,10 @@ class Config:
             "worker_detect_quorum_queues": True,
             # Celery's consumer without its native delayed delivery step (see tasks/consumer.py).
             "worker_consumer": "tasks.consumer:IngestConsumer",
+            # When the broker connection drops, tasks running go on (Celery's default until 6.0, said
+            # here to silence its warning at every reconnect): their messages come back to the queue
+            # and a second run stores nothing twice.
+            "worker_cancel_long_running_tasks_on_connection_loss": False,
             "broker_connection_timeout": self.EYE_PUBLISH_TIMEOUT,
             "broker_connection_retry_on_startup": True,
             "broker_transport_options": _broker_transport_options(self),
