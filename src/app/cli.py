@@ -71,8 +71,11 @@ def list_partitions() -> None:
     """Each partitioned table's partitions: range, rows (estimate) and size."""
     from app.maintenance import partitions  # pg-partsmith and pydantic: loaded when asked for
 
-    for row in partitions.list_partitions():
-        click.echo(f"{row['table']:<15} {row['partition']:<30} {row['rows_estimate']:>12} rows "
+    rows = partitions.list_partitions()
+    table_width = max((len(row["table"]) for row in rows), default=0)
+    partition_width = max((len(row["partition"]) for row in rows), default=0)
+    for row in rows:
+        click.echo(f"{row['table']:<{table_width}} {row['partition']:<{partition_width}} {row['rows_estimate']:>12} rows "
                    f"{_size(row['bytes']):>9}  {row['bounds']}")
 
 

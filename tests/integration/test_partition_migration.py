@@ -1,5 +1,6 @@
 """Migration 0003 on a database filled at revision 0002: every row kept, partitions made for the windows
-that hold data, the arrival rollup built from what is stored, and back down and up again.
+that hold data, the arrival rollup built from what is stored (and its hourly sums, by 0005), and back
+down and up again.
 
 The database is filled with SQL at 0002 (the application's code speaks the head's schema only):
 events over fifteen months (and in 2021, and in year 1), their sessions, rejections, mouse points,
@@ -186,6 +187,10 @@ def check_upgraded(app, before: dict, seeded: dict, now: datetime) -> None:
         "mouse_points": expected_windows(now, [datetime.fromtimestamp(row[2] / 1000, UTC) for row in before["mouse_points"]],
                                          "day", "mouse_points"),
         "arrival_counts": {window_name("arrival_counts", "month", s) for s in window_starts("month", now, AHEAD + 1)},
+        # 0005 makes the hours' windows that hold counts too (so its backfill is not in DEFAULT).
+        "arrival_counts_hourly": expected_windows(
+            now, [row[8] for row in before["events"]] + [row[1] for row in before["rejections"]], "month",
+            "arrival_counts_hourly"),
     }
     assert len(windows["events"]) >= 14 and len(windows["mouse_points"]) == 4 + AHEAD + 1
     for table, wanted in windows.items():
@@ -209,6 +214,12 @@ def check_upgraded(app, before: dict, seeded: dict, now: datetime) -> None:
         expected[(row[1].replace(second=0, microsecond=0), row[3], row[4] or "", row[5] or "")] += 1
     counts = rows(app, "SELECT minute, outcome, category, name, count FROM arrival_counts")
     assert {tuple(row[:4]): row[4] for row in counts} == dict(expected)
+    # And arrival_counts_hourly (0005) the same per hour of arrival.
+    hours = Counter()
+    for (minute, *key), count in expected.items():
+        hours[(minute.astimezone(UTC).replace(minute=0), *key)] += count
+    counts = rows(app, "SELECT hour, outcome, category, name, count FROM arrival_counts_hourly")
+    assert {tuple(row[:4]): row[4] for row in counts} == dict(hours)
 
     # A session's metric series starts at its totals' created_at: the first computed_at.
     starts = dict(rows(app, "SELECT session_id, created_at FROM mouse_totals"))
@@ -235,7 +246,8 @@ def test_the_partition_migration_keeps_every_row(at_0002):
     # Down to 0002 (plain tables again, every row kept) and up again.
     migrate(app, downgrade, "0002")
     assert rows(app, "SELECT relname, relkind FROM pg_class WHERE relname IN "
-                     "('events', 'rejections', 'mouse_points', 'mouse_metrics', 'arrival_counts') ORDER BY 1") == [
+                     "('events', 'rejections', 'mouse_points', 'mouse_metrics', 'arrival_counts', "
+                     "'arrival_counts_hourly') ORDER BY 1") == [
         ("events", "r"), ("mouse_metrics", "r"), ("mouse_points", "r"), ("rejections", "r")]
     down = contents(app)
     assert down == before

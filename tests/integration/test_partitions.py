@@ -30,7 +30,7 @@ from app.messages import build_message, build_part, rejection_record
 from app.storage.message import store_message
 from tests.fixtures.apps import environment, make_key_factory, migrated_app, wait_for
 
-TIME_TABLES = ("events", "rejections", "mouse_metrics", "arrival_counts")
+TIME_TABLES = ("events", "rejections", "mouse_metrics", "arrival_counts", "arrival_counts_hourly")
 ALL_TABLES = (*TIME_TABLES, "mouse_points")
 PAGE = {"host": "example.com", "path": "/"}
 
@@ -365,6 +365,7 @@ def test_a_late_event_lands_in_its_older_partition(partition_app):
     assert placement(app, "rejections", "application_id = :a", a=application_id) == {
         window_name("rejections", "month", late): 1}
     assert placement(app, "arrival_counts") == {window_name("arrival_counts", "month", late): 2}
+    assert placement(app, "arrival_counts_hourly") == {window_name("arrival_counts_hourly", "month", late): 2}
 
 
 # --- Retention --------------------------------------------------------------------------------
@@ -381,6 +382,8 @@ def snapshot(app) -> dict:
         "mouse_points": rows(app, "SELECT session_id::text, t FROM mouse_points ORDER BY 1, 2"),
         "rejections": rows(app, "SELECT id::text FROM rejections ORDER BY 1"),
         "arrival_counts": rows(app, "SELECT minute, outcome, category, name, count FROM arrival_counts ORDER BY 1, 2, 3, 4"),
+        "arrival_counts_hourly": rows(app, "SELECT hour, outcome, category, name, count FROM arrival_counts_hourly "
+                                           "ORDER BY 1, 2, 3, 4"),
     }
     state["partitions"] = {table: sorted(children(app, table)) for table in ALL_TABLES}
     return state
@@ -431,14 +434,16 @@ def test_retention_drops_exactly_what_expired(partition_app):
     # What should go: every partition whose window ended before its table's horizon...
     horizons = {"events": now - timedelta(days=30), "mouse_metrics": now - timedelta(days=30),
                 "rejections": now - timedelta(days=30), "arrival_counts": now - timedelta(days=30),
+                "arrival_counts_hourly": now - timedelta(days=30),
                 "mouse_points": now - app.config["EYE_MOUSE_LATE_LIMIT"]}
     expired = {table: sorted(name for name, bounds in children(app, table).items()
                              if bounds is not None and bounds[1] <= horizons[table]) for table in ALL_TABLES}
     assert window_name("events", "month", old) in expired["events"]
     assert all(expired[table] for table in ALL_TABLES), expired
     # ...and the DEFAULT rows older than it: the very old event, refusal and metric, and the two
-    # arrival counts of that minute (stored, refused).
-    default_expired = {"events": 1, "rejections": 1, "mouse_metrics": 1, "mouse_points": 0, "arrival_counts": 2}
+    # arrival counts of that minute and of its hour (stored, refused).
+    default_expired = {"events": 1, "rejections": 1, "mouse_metrics": 1, "mouse_points": 0, "arrival_counts": 2,
+                       "arrival_counts_hourly": 2}
 
     def check(outcomes, sessions):
         assert sessions == 2
@@ -464,6 +469,9 @@ def test_retention_drops_exactly_what_expired(partition_app):
     assert sorted(after["rejections"]) == sorted((r["id"],) for r in kept_refusals)
     assert after["arrival_counts"] == [row for row in before["arrival_counts"] if row[0] >= horizons["events"]]
     assert {row[1] for row in after["arrival_counts"]} == {"stored", "invalid_payload"}
+    assert after["arrival_counts_hourly"] == [row for row in before["arrival_counts_hourly"]
+                                              if row[0] + timedelta(hours=1) > horizons["events"]]
+    assert {row[1] for row in after["arrival_counts_hourly"]} == {"stored", "invalid_payload"}
     for table in ALL_TABLES:
         assert after["partitions"][table] == sorted(set(before["partitions"][table]) - set(expired[table])), table
 
@@ -471,6 +479,45 @@ def test_retention_drops_exactly_what_expired(partition_app):
     assert sessions == 0
     assert all(o.dropped == [] and o.default_rows_deleted == 0 for o in outcomes.values()), outcomes
     assert snapshot(app) == after
+
+
+def test_counts_expire_by_their_own_retention_and_an_hour_only_once_wholly_past(partition_app):
+    """Stored counts go after EYE_RETENTION, refusals' after EYE_ERRORS_RETENTION, in minutes and in
+    hours alike; an hour's row goes only once its whole hour is before the horizon (it still counts
+    the minutes of it that are kept)."""
+    app = partition_app(EYE_RETENTION="30d", EYE_ERRORS_RETENTION="7d")
+    application_id = application(app)
+    now = datetime.now(UTC).replace(minute=30, second=0, microsecond=0)  # the horizons fall at xx:30
+    stored_horizon, refused_horizon = now - timedelta(days=30), now - timedelta(days=7)
+    ensure(app, now=now - timedelta(days=70))  # the windows of those days are partitions: rows are in them
+    hour = stored_horizon.replace(minute=0)  # the hour the stored horizon cuts in two
+    for at in (hour - timedelta(minutes=50), hour + timedelta(minutes=10), hour + timedelta(minutes=45)):
+        store(app, application_id, [event(uuid.uuid4(), at)], received_at=at)
+    refused_hour = refused_horizon.replace(minute=0)
+    for at in (refused_hour - timedelta(minutes=50), refused_hour + timedelta(minutes=10),
+               refused_hour + timedelta(minutes=45)):
+        store(app, application_id, [event(uuid.uuid4(), at)], received_at=at, rejections=[refusal(application_id, at)])
+
+    def counts(table: str, column: str) -> list[tuple]:
+        return rows(app, f"SELECT {column}, outcome, count FROM {table} ORDER BY 1, 2")
+
+    prune(app, now)
+    assert counts("arrival_counts", "minute") == [
+        (hour + timedelta(minutes=45), "stored", 1),
+        (refused_hour - timedelta(minutes=50), "stored", 1),
+        (refused_hour + timedelta(minutes=10), "stored", 1),
+        (refused_hour + timedelta(minutes=45), "invalid_payload", 1),
+        (refused_hour + timedelta(minutes=45), "stored", 1)]
+    assert counts("arrival_counts_hourly", "hour") == [
+        (hour, "stored", 2),  # cut by the horizon: kept whole
+        (refused_hour - timedelta(hours=1), "stored", 1),
+        (refused_hour, "invalid_payload", 2),
+        (refused_hour, "stored", 2)]
+
+    # An hour later both cut hours are wholly past: they go (the stored counts of the refusals' hour stay).
+    prune(app, now + timedelta(hours=1))
+    assert counts("arrival_counts_hourly", "hour") == [
+        (refused_hour - timedelta(hours=1), "stored", 1), (refused_hour, "stored", 2)]
 
 
 def test_a_real_prune_after_a_dry_run_in_the_same_context_drops_what_it_reports(partition_app):
@@ -559,6 +606,7 @@ def test_an_event_is_stored_once_whatever_the_redeliveries(partition_app):
     assert dict(counted)[sent[0]["event_id"]] == 2 and max(n for eid, n in counted if eid != sent[0]["event_id"]) == 1
     assert scalar(app, "SELECT event_count FROM sessions WHERE session_id = :s", s=session) == 27
     assert scalar(app, "SELECT sum(count) FROM arrival_counts WHERE outcome = 'stored'") == 27
+    assert scalar(app, "SELECT sum(count) FROM arrival_counts_hourly WHERE outcome = 'stored'") == 27
 
 
 # --- The operator's command line and the periodic task ----------------------------------------

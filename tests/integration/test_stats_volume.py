@@ -1,12 +1,16 @@
 """GET /api/v1/stats/volume: stored events per type and refusals per kind, per step of arrival."""
 
+import itertools
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import text
 
+from app.extensions import db
 from app.identity import keys
 from app.messages import build_message, build_part, rejection_record
+from app.queries.volume import volume_window
 from app.storage.message import store_message
 
 # Three days back: no other test's traffic arrives in this window.
@@ -86,3 +90,101 @@ def test_the_default_window_is_the_last_day_and_reading_needs_the_read_scope(pg_
     assert until > datetime.now(UTC) - timedelta(seconds=5) and len(body["buckets"]) in (288, 289)
     assert volume(client, pg_key("ingest")).status_code == 403
     assert client.get("/api/v1/stats/volume").status_code == 401
+
+
+# --- Steps of whole hours: arrival_counts_hourly ----------------------------------------------
+
+# Five days back and before, hours of their own for each test (two days apart): no other traffic arrives in them.
+FIVE_DAYS_BACK = (datetime.now(UTC) - timedelta(days=5)).replace(minute=0, second=0, microsecond=0)
+spreads = itertools.count()
+
+
+@pytest.fixture
+def spread(pg_app):
+    """Stored events of two types of this test's own, and refusals of two kinds, over three hours of
+    arrival of its own (at their first and last minutes too); returns (category, the first hour)."""
+    category = f"volume-{uuid.uuid4().hex[:8]}"
+    first = FIVE_DAYS_BACK - timedelta(days=2 * next(spreads))
+    with pg_app.app_context():
+        application_id = keys.get_or_create_application(category).id
+        for i, minute in enumerate((0, 1, 14, 59, 60, 61, 95, 119, 120, 150, 179)):
+            at = first + timedelta(minutes=minute, seconds=5 * i)
+            events = [pageview(category, "view" if n % 3 else "click") for n in range(1 + i % 4)]
+            refusals = [rejection_record(application_id, "invalid_payload" if n % 2 else "future_timestamp",
+                                         {"data": ["bad"]}, {"x": n}, at, category, "view") for n in range(i % 3)]
+            store_message(build_message([build_part(application_id, at, events, refusals)]))
+    return category, first
+
+
+def per_series(body: dict) -> dict:
+    """An answer's series by key: (category, name) for stored events, the kind for refusals."""
+    return {**{(s["category"], s["name"]): s["counts"] for s in body["stored"]},
+            **{s["kind"]: s["counts"] for s in body["refused"]}}
+
+
+def folded(counts: list[int], width: int) -> list[int]:
+    return [sum(counts[i:i + width]) for i in range(0, len(counts), width)]
+
+
+def test_hour_steps_read_the_hourly_rollup_and_count_as_the_minutes_do(pg_app, pg_key, spread):
+    category, first = spread
+    client, key = pg_app.test_client(), pg_key("read")
+    window = {"since": first.isoformat(), "until": (first + timedelta(hours=3)).isoformat()}
+    hours = volume(client, key, step="1h", **window).json
+    minutes = volume(client, key, step="1m", **window).json
+    fives = volume(client, key, step="5m", **window).json
+    assert len(hours["buckets"]) == 3 and len(minutes["buckets"]) == 180 and len(fives["buckets"]) == 36
+    by_hour = per_series(hours)
+    assert set(by_hour) == {(category, "view"), (category, "click"), "invalid_payload", "future_timestamp"}
+    assert by_hour == {k: folded(v, 60) for k, v in per_series(minutes).items()}
+    assert by_hour == {k: folded(v, 12) for k, v in per_series(fives).items()}
+    assert sum(by_hour[(category, "view")]) + sum(by_hour[(category, "click")]) == sum(1 + i % 4 for i in range(11))
+    assert sum(by_hour["invalid_payload"]) + sum(by_hour["future_timestamp"]) == sum(i % 3 for i in range(11))
+
+    # The 1h answer is the hourly rollup's rows; the 5m one the minutes'.
+    with pg_app.app_context():
+        assert volume_window(first, first + timedelta(hours=3), timedelta(hours=1)).hourly
+        assert not volume_window(first, first + timedelta(hours=3), timedelta(minutes=5)).hourly
+        stored = db.session.execute(text(
+            "SELECT hour, count FROM arrival_counts_hourly WHERE outcome = 'stored' AND category = :c AND name = 'view' "
+            "ORDER BY 1"),
+            {"c": category}).all()
+    assert [count for _, count in stored] == by_hour[(category, "view")]
+    assert [hour for hour, _ in stored] == [first + timedelta(hours=i) for i in range(3)]
+
+
+def test_hour_steps_widen_the_window_to_whole_utc_hours(pg_app, pg_key, spread):
+    category, first = spread
+    client, key = pg_app.test_client(), pg_key("read")
+    whole = per_series(volume(client, key, step="1h", since=first.isoformat(),
+                              until=(first + timedelta(hours=3)).isoformat()).json)
+
+    # 00:20 to 02:05 in 1h steps: 00:00 to 03:00, the same three hours.
+    body = volume(client, key, step="1h", since=(first + timedelta(minutes=20)).isoformat(),
+                  until=(first + timedelta(hours=2, minutes=5)).isoformat()).json
+    assert (datetime.fromisoformat(body["since"]), datetime.fromisoformat(body["until"])) == (
+        first, first + timedelta(hours=3))
+    assert [datetime.fromisoformat(b) for b in body["buckets"]] == [first + timedelta(hours=i) for i in range(3)]
+    assert per_series(body) == whole
+
+    # An offset of half an hour: still UTC hours. And an `until` on the hour is not widened.
+    india = timezone(timedelta(hours=5, minutes=30))
+    body = volume(client, key, step="1h", since=(first + timedelta(minutes=20)).astimezone(india).isoformat(),
+                  until=(first + timedelta(hours=3)).astimezone(india).isoformat()).json
+    assert (datetime.fromisoformat(body["since"]), datetime.fromisoformat(body["until"])) == (
+        first, first + timedelta(hours=3))
+    assert per_series(body) == whole
+
+    # A day step is whole hours too: the window runs from its first hour to the end of its last.
+    body = volume(client, key, step="1d", since=(first + timedelta(minutes=20)).isoformat(),
+                  until=(first + timedelta(days=1, minutes=20)).isoformat()).json
+    assert (datetime.fromisoformat(body["since"]), datetime.fromisoformat(body["until"])) == (
+        first, first + timedelta(days=1, hours=1))
+    assert len(body["buckets"]) == 2
+    assert per_series(body) == {k: [sum(v), 0] for k, v in whole.items()}
+
+    # Steps that are not whole hours keep the minute as the unit.
+    body = volume(client, key, step="90m", since=(first + timedelta(minutes=20, seconds=30)).isoformat(),
+                  until=(first + timedelta(hours=2, minutes=5)).isoformat()).json
+    assert (datetime.fromisoformat(body["since"]), datetime.fromisoformat(body["until"])) == (
+        first + timedelta(minutes=20), first + timedelta(hours=2, minutes=5))

@@ -32,7 +32,9 @@ class QueryDuration(fields.String):
 
 class VolumeQuery(TimeWindowQuery):
     step = QueryDuration(load_default=timedelta(minutes=5), metadata={
-        "description": "The chart's step, a whole number of minutes: 1m, 15m, 1h, 1d (default 5m)"})
+        "description": "The chart's step, a whole number of minutes: 1m, 15m, 1h, 1d (default 5m). "
+                       "A step of whole hours (1h, 6h, 1d) counts per hour of arrival (UTC): the window "
+                       "is widened to whole hours"})
 
 
 class TypeSeries(Schema):
@@ -49,8 +51,10 @@ class KindSeries(Schema):
 
 
 class Volume(Schema):
-    since = fields.DateTime(required=True, metadata={"description": "The window's start, down to its minute"})
-    until = fields.DateTime(required=True, metadata={"description": "The window's end, down to its minute"})
+    since = fields.DateTime(required=True, metadata={
+        "description": "The window's start, down to its minute (to its UTC hour for a step of whole hours)"})
+    until = fields.DateTime(required=True, metadata={
+        "description": "The window's end, up to the end of its minute (of its UTC hour for a step of whole hours)"})
     step_seconds = fields.Integer(required=True)
     buckets = fields.List(fields.DateTime(), required=True, metadata={"description": "Each step's start"})
     stored = fields.List(fields.Nested(TypeSeries), required=True,
@@ -67,7 +71,14 @@ class TrafficVolume(MethodView):
     @require_scope("read")
     @blp.arguments(VolumeQuery, location="query", unknown=RAISE)
     def get(self, query):
-        """Stored events per type and refusals per kind, per step of time received (default: the last 24 h)"""
+        """Stored events per type and refusals per kind, per step of time received (default: the last 24 h)
+
+        Counted per minute of arrival: `since` is taken down to its minute and `until` up to the end
+        of its minute. For a `step` of a whole number of hours (1h, 6h, 1d) they are counted per hour
+        of arrival (UTC) instead, and the window is widened to whole hours: `since` down to its hour,
+        `until` up to the end of its hour (so 10:20 to 12:05 in 1h steps answers 10:00 to 13:00, in
+        three buckets). A window ending now includes the minute, or hour, now running.
+        """
         until = query.get("until") or datetime.now(UTC)
         since = query.get("since") or until - DEFAULT_WINDOW
         try:

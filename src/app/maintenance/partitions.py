@@ -47,6 +47,7 @@ from sqlalchemy import text
 
 from app.extensions import db
 
+HOUR = timedelta(hours=1)
 # Keep-forever tables still need a retention rule for pg-partsmith: one that never expires in practice.
 _NEVER_EXPIRES = KeepFor(timedelta(days=100 * 366))
 # Rows deleted per statement when retention clears the DEFAULT partitions and the sessions, so no
@@ -64,6 +65,9 @@ class TimePartitioned:
     keep: timedelta | None
     # mouse_points.t counts epoch milliseconds (a float8), not a timestamptz.
     epoch_ms: bool = False
+    # A row counts [column, column + span) (an hour of arrival_counts_hourly): it expires only once
+    # that whole span is before the horizon.
+    span: timedelta = timedelta(0)
 
     def horizon(self, now: datetime) -> datetime | None:
         return now - self.keep if self.keep else None
@@ -72,12 +76,14 @@ class TimePartitioned:
 def partitioned_tables(config=None) -> list[TimePartitioned]:
     config = config or current_app.config
     interval, keep, errors_keep = config["EYE_PARTITION_INTERVAL"], config["EYE_RETENTION"], config["EYE_ERRORS_RETENTION"]
+    counts_keep = None if None in (keep, errors_keep) else max(keep, errors_keep)
     return [
         TimePartitioned("events", "timestamp", interval, keep),
         # It counts both stored events and refusals: its partitions go with the longer retention,
         # and prune() deletes each kind of count with its own (the table is small).
-        TimePartitioned("arrival_counts", "minute", interval,
-                        None if None in (keep, errors_keep) else max(keep, errors_keep)),
+        TimePartitioned("arrival_counts", "minute", interval, counts_keep),
+        # The same counts per hour, kept and expired as the minutes are.
+        TimePartitioned("arrival_counts_hourly", "hour", interval, counts_keep, span=HOUR),
         TimePartitioned("mouse_metrics", "computed_at", interval, keep),
         TimePartitioned("rejections", "received_at", interval, errors_keep),
         # Points are only kept while a late batch may still need them (see storage/mouse.py).
@@ -183,6 +189,8 @@ def _expire_default_rows(spec: TimePartitioned, horizon: datetime, dry_run: bool
     """Delete (or count) the DEFAULT partition's rows older than the horizon, a batch at a time."""
     bound = int(horizon.timestamp() * 1000) if spec.epoch_ms else horizon
     where = f'"{spec.column}" < :bound'
+    if spec.span:  # wholly before the horizon: column + span <= horizon
+        bound, where = horizon - spec.span, f'"{spec.column}" <= :bound'
     default = f"{spec.table}_default"
     if dry_run:
         count = db.session.execute(text(f"SELECT count(*) FROM {default} WHERE {where}"), {"bound": bound}).scalar()
@@ -200,13 +208,16 @@ def _expire_default_rows(spec: TimePartitioned, horizon: datetime, dry_run: bool
 
 
 def _expire_counts(stored_horizon: datetime | None, refused_horizon: datetime | None) -> None:
-    """Delete the arrival counts whose events or refusals are past their own retention."""
-    if stored_horizon:
-        db.session.execute(text("DELETE FROM arrival_counts WHERE outcome = 'stored' AND minute < :h"),
-                           {"h": stored_horizon})
-    if refused_horizon:
-        db.session.execute(text("DELETE FROM arrival_counts WHERE outcome <> 'stored' AND minute < :h"),
-                           {"h": refused_horizon})
+    """Delete the arrival counts whose events or refusals are past their own retention.
+
+    An hour's row goes only once the whole hour is before the horizon (its last minute's too), so
+    the hours never count less than their kept minutes.
+    """
+    for outcome, horizon in (("outcome = 'stored'", stored_horizon), ("outcome <> 'stored'", refused_horizon)):
+        if horizon:
+            db.session.execute(text(f"DELETE FROM arrival_counts WHERE {outcome} AND minute < :h"), {"h": horizon})
+            db.session.execute(text(f"DELETE FROM arrival_counts_hourly WHERE {outcome} AND hour <= :h"),
+                               {"h": horizon - HOUR})
     db.session.commit()
 
 

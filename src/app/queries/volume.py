@@ -1,23 +1,30 @@
 """Traffic over time for the console's charts: stored events per type and refusals per kind, per step.
 
-Read from arrival_counts alone (kept by the workers in the same transaction as what it counts, one
-row per minute of arrival, outcome and type): the cost follows the window's minutes and the number
-of types, not the number of events, so a day of ten million events answers as fast as a quiet one.
-Its unit is the minute of arrival: `since` is taken down to its minute and `until` up to the end of
-its minute, so a window ending now includes the minute now running (its counts still growing).
+Read from the arrival rollups alone (kept by the workers in the same statement as each other and in
+the same transaction as what they count, one row per minute, or per hour, of arrival, outcome and
+type): the cost follows the window's minutes (or hours) and the number of types, not the number of
+events, so a day of ten million events answers as fast as a quiet one.
+
+A step of a whole number of hours (1h, 6h, 1d) reads arrival_counts_hourly, and the window's unit
+is then the hour of arrival (UTC): `since` is taken down to its hour and `until` up to the end of
+its hour. Any other step reads arrival_counts, and the unit is the minute: `since` down to its
+minute, `until` up to the end of its minute. Either way a window ending now includes the minute (or
+hour) now running, its counts still growing; and both rollups give the same counts for an hour.
 """
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import BigInteger, cast, func, literal, select
 
 from app.extensions import db
-from app.models import ArrivalCounts
+from app.models import ArrivalCounts, ArrivalCountsHourly
 from app.storage.arrivals import STORED, minute_of
 
 # A chart of more points than this is unreadable, and an answer this size is still small.
 MAX_BUCKETS = 1440
+
+MINUTE, HOUR = timedelta(minutes=1), timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -35,15 +42,30 @@ class VolumeWindow:
     def buckets(self) -> list[datetime]:
         return [self.since + i * self.step for i in range(self.count)]
 
+    @property
+    def hourly(self) -> bool:
+        """Whether the hourly rollup answers: steps of whole hours over a window of whole UTC hours."""
+        return not self.step % HOUR and all(hour_of(at) == at for at in (self.since, self.until))
+
+
+def hour_of(instant: datetime) -> datetime:
+    """The start of the instant's hour, in UTC (the hourly rollup's hours)."""
+    return instant.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
 
 def volume_window(since: datetime, until: datetime, step: timedelta) -> VolumeWindow:
-    """The window widened to whole minutes; ValueError if it is empty or has too many steps."""
-    if step < timedelta(minutes=1) or step % timedelta(minutes=1):
+    """The window widened to whole minutes, or to whole UTC hours for a step of whole hours;
+    ValueError if it is empty or has too many steps."""
+    if step < MINUTE or step % MINUTE:
         raise ValueError("`step` is a whole number of minutes (the counts' unit), e.g. 1m, 15m, 1h, 1d.")
     if until <= since:
         raise ValueError("The window is empty: `until` must be after `since`.")
-    end = minute_of(until)
-    window = VolumeWindow(minute_of(since), end if end == until else end + timedelta(minutes=1), step)
+    start_of, unit = (hour_of, HOUR) if not step % HOUR else (minute_of, MINUTE)
+    end = start_of(until)
+    try:
+        window = VolumeWindow(start_of(since), end if end == until else end + unit, step)
+    except OverflowError:  # the end of its minute or hour is past year 9999
+        raise ValueError("`until` is too far in the future.") from None
     # Counted before any list is made: a window of centuries in minute steps must be a quick 422.
     if window.count > MAX_BUCKETS:
         raise ValueError(f"{window.count} steps: at most {MAX_BUCKETS}; choose a longer `step`.")
@@ -52,12 +74,14 @@ def volume_window(since: datetime, until: datetime, step: timedelta) -> VolumeWi
 
 def traffic_volume(window: VolumeWindow) -> dict:
     """Per step: stored events by (category, name), refusals by kind; zero-filled, aligned on `buckets`."""
-    bucket = func.date_bin(literal(window.step), ArrivalCounts.minute, literal(window.since)).label("bucket")
-    total = cast(func.sum(ArrivalCounts.count), BigInteger).label("count")
+    counts, at = (ArrivalCountsHourly, ArrivalCountsHourly.hour) if window.hourly \
+        else (ArrivalCounts, ArrivalCounts.minute)
+    bucket = func.date_bin(literal(window.step), at, literal(window.since)).label("bucket")
+    total = cast(func.sum(counts.count), BigInteger).label("count")
     rows = db.session.execute(
-        select(bucket, ArrivalCounts.outcome, ArrivalCounts.category, ArrivalCounts.name, total)
-        .where(ArrivalCounts.minute >= window.since, ArrivalCounts.minute < window.until)
-        .group_by(bucket, ArrivalCounts.outcome, ArrivalCounts.category, ArrivalCounts.name)
+        select(bucket, counts.outcome, counts.category, counts.name, total)
+        .where(at >= window.since, at < window.until)
+        .group_by(bucket, counts.outcome, counts.category, counts.name)
     ).all()
     position = {start: index for index, start in enumerate(window.buckets)}
     stored: dict[tuple[str, str], list[int]] = {}

@@ -1,7 +1,10 @@
-"""Counts of what arrived, per minute of arrival, outcome and type (the arrival_counts rollup).
+"""Counts of what arrived, per minute and per hour of arrival, outcome and type (the arrival_counts
+and arrival_counts_hourly rollups).
 
 Written in the transaction that stores the events or rejections it counts, and only for the new
-ones, so a redelivered message counts nothing twice and a rollback counts nothing at all.
+ones, so a redelivered message counts nothing twice and a rollback counts nothing at all. The hours
+are written by the same statement as the minutes, from the same rows, so an hour's row is always
+the sum of its minutes' (the hour of a minute: date_trunc('hour', minute, 'UTC')).
 """
 
 from collections import Counter
@@ -9,12 +12,25 @@ from datetime import datetime
 
 STORED = "stored"
 
-# Rows must come sorted: every worker then locks the (hot) counter rows in the same order.
+# One statement, one round trip: the minutes, then the hours summed from the same rows.
+# Rows must come sorted: every worker then locks the (hot) counter rows in the same order, the
+# minutes first (in their order), then the hours (sorted by the statement). The hours' INSERT reads
+# its rows only once the scalar subquery over `minutes` is done (a one-time filter, evaluated before
+# its first row): so every minute row is written, and locked, before the first hour row is.
 COUNT_ARRIVALS = (
-    "INSERT INTO arrival_counts (minute, outcome, category, name, count) "
+    "WITH arrived (minute, outcome, category, name, count) AS ("
     "SELECT * FROM unnest(%(arrival_minutes)s::timestamptz[], %(arrival_outcomes)s::text[], "
-    "%(arrival_categories)s::text[], %(arrival_names)s::text[], %(arrival_counts)s::bigint[]) "
-    "ON CONFLICT (minute, outcome, category, name) DO UPDATE SET count = arrival_counts.count + EXCLUDED.count"
+    "%(arrival_categories)s::text[], %(arrival_names)s::text[], %(arrival_counts)s::bigint[])), "
+    "minutes AS ("
+    "INSERT INTO arrival_counts (minute, outcome, category, name, count) "
+    "SELECT minute, outcome, category, name, count FROM arrived "
+    "ON CONFLICT (minute, outcome, category, name) DO UPDATE SET count = arrival_counts.count + EXCLUDED.count "
+    "RETURNING 1) "
+    "INSERT INTO arrival_counts_hourly (hour, outcome, category, name, count) "
+    "SELECT date_trunc('hour', minute, 'UTC'), outcome, category, name, sum(count) FROM arrived "
+    "WHERE (SELECT count(*) FROM minutes) > 0 "
+    "GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4 "
+    "ON CONFLICT (hour, outcome, category, name) DO UPDATE SET count = arrival_counts_hourly.count + EXCLUDED.count"
 )
 
 
