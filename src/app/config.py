@@ -139,6 +139,8 @@ class Config:
         # A one-message queue beside the ingest queue, of its type, that /readyz publishes to: ready
         # means a message was confirmed there, i.e. (for quorum queues) a majority of nodes wrote it.
         self.EYE_READINESS_QUEUE = f"{self.EYE_QUEUE}.readiness"
+        # How long a process keeps the broker's readiness answer (one probe a second at most).
+        self.EYE_READINESS_CACHE_SECONDS = float(env.get("EYE_READINESS_CACHE_SECONDS", "1.0"))
         # Socket.IO transports the server accepts, in the order /dashboard tries them. A WebSocket is
         # one connection, held by one web process. Long-polling spreads a session over many requests,
         # and each must reach the process that holds the session: with several web processes on one
@@ -211,9 +213,9 @@ class Config:
             "worker_detect_quorum_queues": True,
             # Celery's consumer without its native delayed delivery step (see tasks/consumer.py).
             "worker_consumer": "tasks.consumer:IngestConsumer",
-            # When the broker connection drops, tasks running go on (Celery's default until 6.0, said
-            # here to silence its warning at every reconnect): their messages come back to the queue
-            # and a second run stores nothing twice.
+            # When the broker connection drops, tasks running go on (Celery's default until 6.0, which
+            # will cancel them; it warns so at each reconnect): their messages come back to the queue
+            # and a second run stores nothing twice, so finishing beats killing a pool process mid-commit.
             "worker_cancel_long_running_tasks_on_connection_loss": False,
             "broker_connection_timeout": self.EYE_PUBLISH_TIMEOUT,
             "broker_connection_retry_on_startup": True,

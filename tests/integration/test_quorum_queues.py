@@ -5,11 +5,11 @@ existing classic queue to a quorum queue with `flask broker move-to-quorum` with
 """
 
 import json
+import time
 import uuid
 
 import pytest
 from amqp.exceptions import PreconditionFailed
-from celery.contrib.testing.worker import start_worker
 from kombu import Connection
 from sqlalchemy import text
 
@@ -65,10 +65,21 @@ def test_the_queues_are_quorum_queues_by_default_and_ready_means_a_confirmed_pro
             connection.channel().queue_declare(f"{own_queue['EYE_QUEUE']}.readiness", durable=True, auto_delete=False,
                                                arguments={"x-queue-type": "classic", "x-max-length": 1})
     app.test_client().get("/readyz")
-    assert depth(broker_url, f"{own_queue['EYE_QUEUE']}.readiness") == 1
+    probes = f"{own_queue['EYE_QUEUE']}.readiness"
+    assert depth(broker_url, probes) == 1
+
+    # The answer is kept a second per process: asking again at once sends no probe (its queue, removed
+    # here, stays absent); a second later one is sent.
+    with Connection(broker_url) as connection:
+        connection.channel().queue_delete(probes)
+        assert app.test_client().get("/readyz").status_code == 200
+        assert queue_kind(connection, probes) == "absent"
+        time.sleep(app.config["EYE_READINESS_CACHE_SECONDS"])
+        assert app.test_client().get("/readyz").status_code == 200
+        assert depth(broker_url, probes) == 1  # declared again, holding the new probe
 
 
-def test_a_classic_queue_moves_to_quorum_with_every_message(own_queue, broker_url, sample):
+def test_a_classic_queue_moves_to_quorum_with_every_message(own_queue, broker_url, sample, start_worker_process):
     name = own_queue["EYE_QUEUE"]
     before = migrated_app(**own_queue, EYE_QUEUE_TYPE="classic")
     application = f"qq-{uuid.uuid4().hex[:8]}"
@@ -81,7 +92,8 @@ def test_a_classic_queue_moves_to_quorum_with_every_message(own_queue, broker_ur
     queued = depth(broker_url, name)
     assert queued >= 1
 
-    after = migrated_app(**own_queue)  # EYE_QUEUE_TYPE: quorum, the default
+    # EYE_QUEUE_TYPE: quorum, the default; readiness asked afresh each time (no cached answer)
+    after = migrated_app(**own_queue, EYE_READINESS_CACHE_SECONDS="0")
     # Started on the old queue without the move: refused, and said why, never a 202 it cannot keep.
     ready = after.test_client().get("/readyz")
     assert ready.status_code == 503 and ready.json["checks"]["broker"] == "queue_type_mismatch"
@@ -111,9 +123,12 @@ def test_a_classic_queue_moves_to_quorum_with_every_message(own_queue, broker_ur
 
     assert after.test_client().get("/readyz").status_code == 200
     accepted += send(after, key, event)  # the API takes events again, into the quorum queue
-    with start_worker(after.extensions["celery"], pool="threads", concurrency=2, perform_ping_check=False,
-                      shutdown_timeout=30, loglevel="WARNING"):
-        wait_for(lambda: len(stored(after, session_id)) >= len(accepted), timeout=30)
+    # A worker process of its own (an in-process test worker would share this process's node name,
+    # and so the exclusive control queue, with the session's test worker: it could never start).
+    worker = start_worker_process(own_queue)
+    wait_for(lambda: len(stored(after, session_id)) >= len(accepted), timeout=60)
+    time.sleep(1)  # a duplicate would show now
+    worker.stop()
     rows = stored(after, session_id)
     assert sorted(rows) == sorted(accepted)  # every event once: none lost, none twice
     for app in (before, after):

@@ -10,6 +10,8 @@ EYE_QUEUE_TYPE=quorum) shows here, named, rather than as 503s without a reason.
 """
 
 import logging
+import time
+from threading import Lock
 
 from amqp.exceptions import PreconditionFailed
 from flask import current_app
@@ -24,7 +26,21 @@ QUEUE_TYPE_MISMATCH = "queue_type_mismatch"
 
 
 def broker_problem() -> str | None:
-    """None when a message was confirmed; otherwise what went wrong, in a word."""
+    """None when a message was confirmed; otherwise what went wrong, in a word.
+
+    The answer is kept for EYE_READINESS_CACHE_SECONDS per process: /readyz needs no key, and each
+    probe is a connection and a write replicated to the cluster's nodes, so however often it is
+    asked (a balancer every few seconds, or anyone) the broker sees one probe a second at most.
+    """
+    cache = current_app.extensions.setdefault("eye_readiness", {"at": None, "answer": None, "lock": Lock()})
+    with cache["lock"]:  # one probe at a time per process; the others wait for its answer
+        now = time.monotonic()
+        if cache["at"] is None or now - cache["at"] >= current_app.config["EYE_READINESS_CACHE_SECONDS"]:
+            cache["answer"], cache["at"] = _probe(), time.monotonic()
+        return cache["answer"]
+
+
+def _probe() -> str | None:
     config = current_app.config
     celery = current_app.extensions["celery"]
     timeout = config["EYE_PUBLISH_TIMEOUT"]
