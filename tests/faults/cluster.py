@@ -21,7 +21,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests.faults.conftest import EPMD, RABBITMQ_BIN, ThrowawayRabbitMQ, server_port
+from tests.faults.conftest import EPMD, RABBITMQ_BIN, ThrowawayRabbitMQ, node_environment, server_port
 
 CLUSTER_SIZE = 3
 
@@ -45,33 +45,12 @@ class ClusterNode(ThrowawayRabbitMQ):
         self.epmd_port = epmd_port
         self.url = f"amqp://guest:guest@127.0.0.1:{self.port}//"
         self.pid_file = base / "node.pid"
-        (base / "rabbitmq.conf").write_text(
-            f"listeners.tcp.default = 127.0.0.1:{self.port}\n"
+        self.env = node_environment(self, home=home, config=(
             # No waiting 30 s x 10 for a peer's tables at boot: the drills restart a node while the
             # others run, and a replacement boots alone before it joins.
             "mnesia_table_loading_retry_timeout = 5000\n"
             "mnesia_table_loading_retry_limit = 12\n"
-        )
-        (base / "rabbitmq-env.conf").write_text("")
-        (base / "enabled_plugins").write_text("[].\n")  # no management plugin, so no port 15672
-        self.env = {
-            **os.environ,
-            "HOME": str(home),  # the shared .erlang.cookie
-            "RABBITMQ_NODENAME": self.name,
-            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
-            "RABBITMQ_NODE_PORT": str(self.port),
-            "RABBITMQ_DIST_PORT": str(self.dist_port),
-            "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq.conf"),
-            "RABBITMQ_CONF_ENV_FILE": str(base / "rabbitmq-env.conf"),
-            "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
-            "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
-            "RABBITMQ_LOG_BASE": str(base / "log"),
-            "RABBITMQ_PID_FILE": str(self.pid_file),
-            "RABBITMQ_PLUGINS_EXPAND_DIR": str(base / "plugins-expand"),
-            "ERL_EPMD_PORT": str(epmd_port),
-            "ERL_EPMD_ADDRESS": "127.0.0.1",
-            "ERL_FLAGS": "-kernel inet_dist_use_interface {127,0,0,1}",
-        }
+        ))  # HOME: the shared .erlang.cookie
         self._epmd = None  # never started by a node (see ThrowawayRabbitMQ.start): the cluster's runs
         self._node = None
         self._node_log = None

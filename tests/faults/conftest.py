@@ -89,6 +89,37 @@ def _wait_gone(process: subprocess.Popen, timeout: float) -> bool:
         return False
 
 
+def node_environment(node: "ThrowawayRabbitMQ", home: Path, config: str = "") -> dict:
+    """Write a node's own files in `node.base` and return the environment that points RabbitMQ at them.
+
+    Not /etc/rabbitmq's files: they name the main node, its port and its plugins. `home` holds the
+    Erlang cookie (a cluster's nodes share one); `config` adds lines to rabbitmq.conf.
+    """
+    base = node.base
+    (base / "rabbitmq.conf").write_text(f"listeners.tcp.default = 127.0.0.1:{node.port}\n{config}")
+    (base / "rabbitmq-env.conf").write_text("")
+    (base / "enabled_plugins").write_text("[].\n")  # no management plugin, so no port 15672
+    return {
+        **os.environ,
+        "HOME": str(home),
+        "RABBITMQ_NODENAME": node.name,
+        "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+        "RABBITMQ_NODE_PORT": str(node.port),
+        "RABBITMQ_DIST_PORT": str(node.dist_port),
+        "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq.conf"),
+        "RABBITMQ_CONF_ENV_FILE": str(base / "rabbitmq-env.conf"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
+        "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(base / "log"),
+        "RABBITMQ_PID_FILE": str(node.pid_file),
+        "RABBITMQ_PLUGINS_EXPAND_DIR": str(base / "plugins-expand"),
+        "ERL_EPMD_PORT": str(node.epmd_port),
+        "ERL_EPMD_ADDRESS": "127.0.0.1",
+        # Erlang distribution (the node's and the CLI's) on the loopback interface only.
+        "ERL_FLAGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+    }
+
+
 class ThrowawayRabbitMQ:
     """A RabbitMQ node of our own: its own name, ports, epmd, Erlang cookie, config, data and logs.
 
@@ -102,32 +133,10 @@ class ThrowawayRabbitMQ:
         self.port, self.dist_port, self.epmd_port = server_port(), server_port(), server_port()
         self.url = f"amqp://guest:guest@127.0.0.1:{self.port}//"
         self.pid_file = base / "node.pid"
-        # Not /etc/rabbitmq's files: they name the main node, its port and its plugins.
-        (base / "rabbitmq.conf").write_text(f"listeners.tcp.default = 127.0.0.1:{self.port}\n")
-        (base / "rabbitmq-env.conf").write_text("")
-        (base / "enabled_plugins").write_text("[].\n")  # no management plugin, so no port 15672
         cookie = base / ".erlang.cookie"
         cookie.write_text(secrets.token_hex(16).upper())
         cookie.chmod(0o400)
-        self.env = {
-            **os.environ,
-            "HOME": str(base),
-            "RABBITMQ_NODENAME": self.name,
-            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
-            "RABBITMQ_NODE_PORT": str(self.port),
-            "RABBITMQ_DIST_PORT": str(self.dist_port),
-            "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq.conf"),
-            "RABBITMQ_CONF_ENV_FILE": str(base / "rabbitmq-env.conf"),
-            "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
-            "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
-            "RABBITMQ_LOG_BASE": str(base / "log"),
-            "RABBITMQ_PID_FILE": str(self.pid_file),
-            "RABBITMQ_PLUGINS_EXPAND_DIR": str(base / "plugins-expand"),
-            "ERL_EPMD_PORT": str(self.epmd_port),
-            "ERL_EPMD_ADDRESS": "127.0.0.1",
-            # Erlang distribution (the node's and the CLI's) on the loopback interface only.
-            "ERL_FLAGS": "-kernel inet_dist_use_interface {127,0,0,1}",
-        }
+        self.env = node_environment(self, home=base)
         self._epmd: subprocess.Popen | None = None
         self._node: subprocess.Popen | None = None
         self._node_log = None
