@@ -1050,7 +1050,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     if args.smoke:
-        args.sizes, args.store_seconds, args.rounds, args.warmup = "0,2000,4000", 0.3, 1, 0.1
+        args.sizes, args.store_seconds, args.rounds, args.warmup = "0,2000", 0.3, 1, 0.1
         args.runs, args.walks, args.plan_repeats = 3, 1, 2
         args.interval_events, args.retention_days, args.interval_store_seconds, args.interval_runs = 4000, 40, 0.3, 3
         args.intervals = "day"

@@ -243,10 +243,11 @@ def release(held: list) -> None:
 
 
 @pytest.mark.parametrize("backend, scenario", [
-    *[("embedded", scenario) for scenario in ("idle", "websocket", "polling", "vanished", "keep-alive")],
+    *[("embedded", scenario) for scenario in ("websocket", "polling", "vanished", "keep-alive")],
     # A connection's state (keep-alive, a polling session, a vanished client) ends in the web process
-    # alike on both; what differs with real servers is the Socket.IO channel's RabbitMQ listener,
-    # idle and with a WebSocket holding it (the suite's 15-minute budget keeps the rest single).
+    # alike on both; what differs is the Socket.IO channel's listener (the folder broker's or
+    # RabbitMQ's), held by a WebSocket on both, and idle on RabbitMQ (the suite's 15-minute budget
+    # keeps the rest single).
     *[("real servers", scenario) for scenario in ("idle", "websocket")],
 ], indirect=["backend"])
 def test_ctrl_c_stops_everything_within_10_s(make_run, backend, scenario, sample):
