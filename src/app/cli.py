@@ -167,14 +167,14 @@ def move_queues_to_quorum() -> None:
     """
     from flask import current_app
 
-    from app.broker import connect
+    from app.broker import connect, is_rabbitmq
     from app.broker.queue_move import QueueInUse, move_to_quorum
 
     config = current_app.config
     if config["EYE_QUEUE_TYPE"] != "quorum":
         raise click.ClickException("run it with EYE_QUEUE_TYPE=quorum (the setting the service will then run with)")
     celery = current_app.extensions["celery"]
-    if not str(celery.conf.broker_url or "").startswith(("amqp", "pyamqp")):
+    if not is_rabbitmq(celery.conf.broker_url):
         raise click.ClickException("the broker is not RabbitMQ: there is no queue type to change")
     queues = [celery.amqp.queues[name] for name in (config["EYE_QUEUE"], config["EYE_MAINTENANCE_QUEUE"])]
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from kombu import Exchange, Queue
 
+from app.broker import is_rabbitmq
+
 # One default for the log level of every process (web, worker, launcher).
 DEFAULT_LOG_LEVEL = "INFO"
 
@@ -240,7 +242,7 @@ def _engine_options() -> dict:
 
 
 def _broker_transport_options(config: Config) -> dict:
-    if config.CELERY_BROKER_URL.startswith(("amqp", "pyamqp")):
+    if is_rabbitmq(config.CELERY_BROKER_URL):
         # Publisher confirms: a 202 means RabbitMQ holds the event.
         # (The confirm's own timeout is given per publish: see ingest/publishing.py.)
         return {"confirm_publish": True}

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from kombu import Connection, Queue
 from kombu.message import Message
 
-from app.broker import connect
+from app.broker import connect, is_rabbitmq
 from app.messages import PERSIST_EVENTS_TASK, build_message, parts_of
 from app.mouse_geometry import MOUSE_MOVE
 from tasks.serialization import ORJSON
@@ -93,7 +93,7 @@ class QueueReader:
 
     @property
     def enabled(self) -> bool:
-        return self.limit > 1 and self.broker_url.startswith(("amqp", "pyamqp"))
+        return self.limit > 1 and is_rabbitmq(self.broker_url)
 
     def gather(self, first: dict) -> MessageGroup:
         """The task's message, with the ingest messages waiting behind it or arriving within the wait."""

@@ -1,6 +1,27 @@
 """The RabbitMQ side of The Eye beyond publishing: connecting to a cluster, readiness, moving queues."""
 
-from kombu import Connection
+import logging
+
+from amqp.exceptions import PreconditionFailed
+from kombu import Connection, Queue
+
+log = logging.getLogger(__name__)
+
+
+def is_rabbitmq(broker_url: str | None) -> bool:
+    """Whether the broker URL names RabbitMQ (rather than the embedded folder broker)."""
+    return str(broker_url or "").startswith(("amqp", "pyamqp"))
+
+
+def declare_queue(queue: Queue, channel) -> None:
+    """Declare one of our queues as Celery does; a queue of another type is logged with the way out
+    (PreconditionFailed is raised on)."""
+    try:
+        queue(channel).declare()
+    except PreconditionFailed:
+        log.error("the queue %s exists with another type than EYE_QUEUE_TYPE asks: see README, "
+                  "\"Moving a classic queue to a quorum queue\"", queue.name)
+        raise
 
 
 def connect(connection: Connection, timeout: float) -> Connection:

@@ -9,7 +9,6 @@ ingest queue as the web processes do, so a queue of the wrong type (a classic qu
 EYE_QUEUE_TYPE=quorum) shows here, named, rather than as 503s without a reason.
 """
 
-import logging
 import time
 from threading import Lock
 
@@ -17,10 +16,8 @@ from amqp.exceptions import PreconditionFailed
 from flask import current_app
 from kombu import Exchange, Queue
 
-from app.broker import connect
+from app.broker import connect, declare_queue, is_rabbitmq
 from app.config import queue_arguments
-
-log = logging.getLogger(__name__)
 
 QUEUE_TYPE_MISMATCH = "queue_type_mismatch"
 
@@ -44,22 +41,19 @@ def _probe() -> str | None:
     config = current_app.config
     celery = current_app.extensions["celery"]
     timeout = config["EYE_PUBLISH_TIMEOUT"]
-    if not str(celery.conf.broker_url or "").startswith(("amqp", "pyamqp")):
-        # The embedded broker: a folder, whose connection is all there is to check.
-        connection = celery.connection_for_write()
-    else:
-        # A read that takes longer than the timeout (a declare on a node without its majority) fails too.
-        connection = celery.connection_for_write(transport_options={"read_timeout": timeout})
+    rabbitmq = is_rabbitmq(celery.conf.broker_url)
+    # A read that takes longer than the timeout (a declare on a node without its majority) fails too.
+    # (The embedded broker is a folder: its connection is all there is to check.)
+    connection = celery.connection_for_write(transport_options={"read_timeout": timeout}) if rabbitmq \
+        else celery.connection_for_write()
     try:
         connect(connection, timeout)
-        if connection.transport.driver_type != "amqp":
+        if not rabbitmq:
             return None
         channel = connection.channel()
         try:
-            celery.amqp.queues[config["EYE_QUEUE"]](channel).declare()
+            declare_queue(celery.amqp.queues[config["EYE_QUEUE"]], channel)
         except PreconditionFailed:
-            log.error("the queue %s exists with another type than EYE_QUEUE_TYPE=%s: see README, "
-                      "\"Moving a classic queue to a quorum queue\"", config["EYE_QUEUE"], config["EYE_QUEUE_TYPE"])
             return QUEUE_TYPE_MISMATCH
         probe = readiness_queue(config)
         probe(channel).declare()

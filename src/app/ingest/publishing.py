@@ -24,11 +24,10 @@ import uuid
 from dataclasses import dataclass, field
 
 import orjson
-from amqp.exceptions import PreconditionFailed
 from flask import current_app
 from kombu import Connection
 
-from app.broker import connect
+from app.broker import connect, declare_queue, is_rabbitmq
 from app.messages import MAX_BYTES_PER_MESSAGE, MAX_EVENTS_PER_MESSAGE, PERSIST_EVENTS_TASK, build_message
 from app.observability.metrics import MESSAGE_ENCODING_FAILURES
 
@@ -150,7 +149,7 @@ class ConfirmedSender:
 
     @staticmethod
     def serves(celery) -> bool:
-        return str(celery.conf.broker_url or "").startswith(("amqp", "pyamqp"))
+        return is_rabbitmq(celery.conf.broker_url)
 
     def send(self, message: dict, events: int) -> None:
         task_id = str(uuid.uuid4())
@@ -191,11 +190,9 @@ class ConfirmedSender:
                                  self._timeout)
             channel = connection.channel()
             try:
-                self._queue(channel).declare()  # as Celery's own publish would: the queue exists before the first event
-            except PreconditionFailed:
-                log.error("the queue %s exists with another type than EYE_QUEUE_TYPE: see README, "
-                          "\"Moving a classic queue to a quorum queue\"", self._queue.name)
-                connection.close()
+                declare_queue(self._queue, channel)  # as Celery's own publish would: the queue exists before the first event
+            except Exception:
+                connection.close()  # not kept yet: close() would not reach it
                 raise
             self._connection, self._channel = connection, channel
         return self._channel
