@@ -402,17 +402,23 @@ def fault_stack(fault_app, fault_broker, fault_postgres) -> FaultStack:
         fault_postgres.start()
     if not fault_broker.running:
         fault_broker.start()
+    return new_stack(FaultStack, fault_broker, fault_postgres, fault_app, "eye_faults", "eye_fault")
+
+
+def new_stack(stack_class, broker, postgres, app, database: str, prefix: str, **env) -> "FaultStack":
+    """A test's view of the servers: a queue, Socket.IO channel, application and key of its own."""
     run = uuid.uuid4().hex[:8]
     env = {
-        "DATABASE_URL": fault_postgres.url("eye_faults"),
-        "CELERY_BROKER_URL": fault_broker.url,
-        "EYE_QUEUE": f"eye_fault_{run}",
-        "EYE_SOCKETIO_CHANNEL": f"eye_fault_sio_{run}",
-        "SECRET_KEY": fault_app.config["SECRET_KEY"],
+        "DATABASE_URL": postgres.url(database),
+        "CELERY_BROKER_URL": broker.url,
+        "EYE_QUEUE": f"{prefix}_{run}",
+        "EYE_SOCKETIO_CHANNEL": f"{prefix}_sio_{run}",
+        "SECRET_KEY": app.config["SECRET_KEY"],
+        **env,
     }
-    application = f"faults-{run}"
-    key = make_key_factory(fault_app)("ingest", application=application)
-    return FaultStack(fault_broker, fault_postgres, env, key, application, env["DATABASE_URL"])
+    application = f"{prefix}-{run}"
+    key = make_key_factory(app)("ingest", application=application)
+    return stack_class(broker, postgres, env, key, application, env["DATABASE_URL"])
 
 
 # What Celery logs when a task raised something it does not retry: with acks_late it then

@@ -48,11 +48,12 @@ from tests.faults.conftest import (
     RABBITMQ_BIN,
     FaultStack,
     need_binaries,
+    new_stack,
     sleep_until,
     wait_for_log,
 )
 from tests.faults.load import Load, Tally
-from tests.fixtures.apps import make_key_factory, migrated_app
+from tests.fixtures.apps import migrated_app
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
@@ -132,18 +133,8 @@ def cluster_stack(cluster_app, cluster, fault_postgres) -> ClusterStack:
     for node in cluster.nodes:  # a failed test may have left one down
         if not node.running:
             node.start()
-    run = uuid.uuid4().hex[:8]
-    env = {
-        "DATABASE_URL": fault_postgres.url("eye_cluster"),
-        "CELERY_BROKER_URL": cluster.url,
-        "EYE_QUEUE_TYPE": "quorum",
-        "EYE_QUEUE": f"eye_cluster_{run}",
-        "EYE_SOCKETIO_CHANNEL": f"eye_cluster_sio_{run}",
-        "SECRET_KEY": cluster_app.config["SECRET_KEY"],
-    }
-    application = f"cluster-{run}"
-    key = make_key_factory(cluster_app)("ingest", application=application)
-    return ClusterStack(cluster, fault_postgres, env, key, application, env["DATABASE_URL"])
+    return new_stack(ClusterStack, cluster, fault_postgres, cluster_app, "eye_cluster", "eye_cluster",
+                     EYE_QUEUE_TYPE="quorum")
 
 
 # The load through two web processes.
