@@ -5,10 +5,12 @@ single-event traffic a message carries one or two events. So the ingest task, on
 message, takes the messages waiting behind it in the queue (basic_get on a channel of its process,
 not acknowledged), up to EYE_WORKER_GROUP_MESSAGES messages and MAX_GROUP_EVENTS events, stores
 them all in one transaction, and acknowledges them after the commit. If the queue runs dry before
-the group is full, the task waits for more for at most EYE_WORKER_GROUP_WAIT_MS after it started
-(polling the queue): at an ordinary steady rate a message arrives every few milliseconds, each
-would otherwise be a task and a transaction of its own, and the wait is paid by the storage lag
-only, never by the client, whose 202 came with the broker's confirm. A group holding a mouse move
+the group is full, the task waits for more for at most EYE_WORKER_GROUP_WAIT_MS after it started,
+as a consumer on the reader's channel so that RabbitMQ pushes what arrives (polling with basic_get
+cost a round trip and broker work every 20 ms of every wait). At an ordinary steady rate a message
+arrives every few milliseconds, each would otherwise be a task and a transaction of its own, and
+the wait is paid by the storage lag only, never by the client, whose 202 came with the broker's
+confirm. A group holding a mouse move
 does not wait (a live chart is waiting for its metrics: it takes only what is already queued). A
 backlog fills the group at once; EYE_WORKER_GROUP_WAIT_MS=0 stores what is waiting and nothing more.
 
@@ -26,7 +28,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from kombu import Connection, Queue
+from kombu import Connection, Consumer, Queue
 from kombu.message import Message
 
 from app.broker import connect, is_rabbitmq
@@ -36,10 +38,10 @@ from tasks.serialization import ORJSON
 
 log = logging.getLogger(__name__)
 
+ACCEPT = [ORJSON, "json"]
+
 # The events one transaction may hold at most (a bounded buffer, a bounded transaction).
 MAX_GROUP_EVENTS = 5000
-# How often a waiting task looks at the queue again: each look is a round trip to the broker.
-POLL_SECONDS = 0.02
 
 
 @dataclass
@@ -100,32 +102,49 @@ class QueueReader:
         group = MessageGroup(first)
         if not self.enabled:
             return group
-        deadline = time.monotonic() + self.wait_seconds
-        events = _event_count(first)
-        may_wait = not _carries_mouse_moves(first)
+        taking = _Taking(group, self.limit, _event_count(first), may_wait=not _carries_mouse_moves(first))
         try:
             queue = self._bound_queue()
-            while len(group.taken) + 1 < self.limit and events < MAX_GROUP_EVENTS:
-                message = queue.get(no_ack=False, accept=[ORJSON, "json"])
+            # What is already queued, one basic_get at a time (no consumer is needed for a backlog).
+            while taking.has_room():
+                message = queue.get(no_ack=False, accept=ACCEPT)
                 if message is None:
-                    left = deadline - time.monotonic()
-                    if not may_wait or left <= 0:
-                        break
-                    time.sleep(min(POLL_SECONDS, left))
-                    continue
-                body = _ingest_message(message)
-                if body is None:
-                    message.requeue()  # not an ingest task: left for Celery's own consumer
                     break
-                group.taken.append((body, message))
-                events += _event_count(body)
-                may_wait = may_wait and not _carries_mouse_moves(body)
+                taking.take(message)
+            if taking.has_room() and taking.may_wait:
+                self._receive_until(time.monotonic() + self.wait_seconds, taking)
         except Exception as exc:
             # Taking is an optimisation: on any broker trouble the task stores its own message alone.
             log.warning("could not take waiting ingest messages (%s); storing this one alone", type(exc).__name__)
             group.give_back()
             self.close()
         return group
+
+    def _receive_until(self, deadline: float, taking: "_Taking") -> None:
+        """Consume the queue until the deadline or a full group, then cancel.
+
+        The consumer's prefetch is the room left, so RabbitMQ never hands this channel more than the
+        group may hold; a message delivered while the cancel is on its way is taken if there is room
+        and given back if not (py-amqp itself rejects, with requeue, one that arrives after it).
+        """
+        if deadline <= time.monotonic():
+            return
+        consumer = Consumer(self._queue.channel,
+                            queues=[self._queue], accept=ACCEPT, no_ack=False,
+                            prefetch_count=taking.room(), on_message=taking.take)
+        consumer.consume()
+        try:
+            while taking.has_room() and taking.may_wait:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    self._connection.drain_events(timeout=left)
+                except TimeoutError:
+                    break
+        finally:
+            taking.may_wait = False  # from here a delivery is a message in flight before the cancel
+            consumer.cancel()
 
     def _bound_queue(self) -> Queue:
         if self._queue is None:
@@ -142,6 +161,37 @@ class QueueReader:
             except Exception:
                 pass
         self._connection = self._queue = None
+
+
+class _Taking:
+    """Adds the messages the broker hands over to a group while it has room; gives back the others."""
+
+    def __init__(self, group: MessageGroup, limit: int, events: int, may_wait: bool):
+        self.group = group
+        self.limit = limit
+        self.events = events
+        self.may_wait = may_wait
+        self.closed = False  # a message of another kind came: nothing more is taken
+
+    def room(self) -> int:
+        return max(0, self.limit - 1 - len(self.group.taken))
+
+    def has_room(self) -> bool:
+        return not self.closed and self.room() > 0 and self.events < MAX_GROUP_EVENTS
+
+    def take(self, message: Message) -> None:
+        if not self.has_room():
+            message.requeue()
+            return
+        body = _ingest_message(message)
+        if body is None:
+            message.requeue()  # not an ingest task: left for Celery's own consumer
+            self.closed = True
+            return
+        self.group.taken.append((body, message))
+        self.events += _event_count(body)
+        # A mouse move's metrics are awaited by a live chart: no more waiting for group-mates.
+        self.may_wait = self.may_wait and not _carries_mouse_moves(body)
 
 
 def _ingest_message(message: Message) -> dict | None:
