@@ -178,7 +178,8 @@ def run_once(args, label: str, tree: Path, figure: str, round_no: int) -> dict:
     psql(args.admin_url, f'CREATE DATABASE "{name}"')
     env = dict(os.environ, PYTHONPATH=str(tree / "src"), DATABASE_URL=database_url,
                CELERY_BROKER_URL=args.broker_url, EYE_QUEUE=name, EYE_SOCKETIO_CHANNEL=f"{name}-sio",
-               EYE_PORT=str(args.port), EYE_WEB_PROCESSES="2", EYE_DATA_DIR=str(Path(args.data_dir) / name))
+               EYE_PORT=str(args.port), EYE_WEB_PROCESSES="2", EYE_DATA_DIR=str(Path(args.data_dir) / name),
+               **args.tree_env.get(label, {}))
     service = subprocess.Popen([args.python, "-m", "app.launcher"], cwd=tree, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
     result: dict = {"commit": label, "figure": figure, "round": round_no, "database": name}
@@ -255,6 +256,9 @@ def run_once(args, label: str, tree: Path, figure: str, round_no: int) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tree", action="append", required=True, help="LABEL=worktree (twice: A then B)")
+    parser.add_argument("--env", action="append", default=[], metavar="LABEL:NAME=VALUE",
+                        help="a setting for one tree's service only (e.g. B:EYE_WORKER_GROUP_WAIT_MS=250); "
+                             "the same worktree may be given twice under two labels")
     parser.add_argument("--figures", default="single,batch,e2e,p99")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--e2e-duration", type=int, default=60)
@@ -271,6 +275,11 @@ def main() -> int:
     parser.add_argument("--json", dest="json_path", default=None)
     args = parser.parse_args()
     trees = [(t.split("=", 1)[0], Path(t.split("=", 1)[1]).resolve()) for t in args.tree]
+    args.tree_env = {}
+    for setting in args.env:
+        label, assignment = setting.split(":", 1)
+        name, value = assignment.split("=", 1)
+        args.tree_env.setdefault(label, {})[name] = value
     Path(args.data_dir).mkdir(parents=True, exist_ok=True)
     for label, tree in trees:
         print(f"{label}: {tree} imports {check_source(args.python, tree)}", flush=True)
