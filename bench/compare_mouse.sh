@@ -7,8 +7,8 @@
 # Each run gets a fresh database, queue and Socket.IO channel, and the service as that section runs
 # it: one web process (gunicorn gthread, 256 threads) and one Celery worker (--pool threads,
 # --concurrency 8), each commit's own source through PYTHONPATH, on the PostgreSQL and RabbitMQ of
-# ADMIN_URL and BROKER_URL. The same bench/mouse.py (this tree's) drives every run: 20 s counted
-# after 5 s of warm-up. Prints one JSON line per run and writes them to OUT.
+# ADMIN_URL and BROKER_URL. The same bench/mouse.py (this tree's) drives every run: DURATION (20) s
+# counted after WARMUP (5) s of warm-up. Prints one JSON line per run and writes them to OUT.
 set -euo pipefail
 
 tree_a=$1 tree_b=$2 pages=${3:-"20 25 30"} rounds=${4:-2}
@@ -18,6 +18,7 @@ bin=$(dirname "$python")
 admin_url=${ADMIN_URL:-postgresql://postgres@127.0.0.1:5432/postgres}
 broker_url=${BROKER_URL:-amqp://guest:guest@127.0.0.1:5672//}
 port=${PORT:-8123}
+duration=${DURATION:-20} warmup=${WARMUP:-5}
 out=${OUT:-$here/results/compare-mouse-$(date +%s).jsonl}
 mkdir -p "$(dirname "$out")"
 
@@ -43,25 +44,33 @@ run_one() {  # label tree pages round
     sleep 2
     local figures result="/tmp/$name.json"
     # Exit 1 means some batch failed or none came back: the figures still say how.
-    "$python" "$here/mouse.py" --url "http://127.0.0.1:$port" --pages "$n" --duration 20 --warmup 5 \
+    "$python" "$here/mouse.py" --url "http://127.0.0.1:$port" --pages "$n" --duration "$duration" --warmup "$warmup" \
         --json "$result" >/dev/null 2>&1 || true
     figures=$("$python" -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))))' "$result" \
         2>/dev/null || echo '{}')
     rm -f "$result"
     echo "{\"commit\": \"$label\", \"pages\": $n, \"round\": $round, \"figures\": $figures}" | tee -a "$out"
-    kill -TERM -- -"$web" -"$worker" 2>/dev/null || true
-    sleep 3
-    kill -KILL -- -"$web" -"$worker" 2>/dev/null || true
+    # The worker holds nothing worth keeping (its queue is deleted below); the web stops gracefully.
+    kill -KILL -- -"$worker" 2>/dev/null || true
+    kill -TERM -- -"$web" 2>/dev/null || true
+    for _ in $(seq 30); do
+        kill -0 "$web" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL -- -"$web" 2>/dev/null || true
+    wait "$web" "$worker" 2>/dev/null || true
     psql "$admin_url" -qc "DROP DATABASE IF EXISTS \"$name\" WITH (FORCE)"
     "$python" - "$broker_url" "$name" <<'EOF'
 import sys
 from kombu import Connection
+name = sys.argv[2]
 with Connection(sys.argv[1]) as connection:
     channel = connection.channel()
-    for queue in (sys.argv[2], f"{sys.argv[2]}.maintenance"):
+    for delete, entity in [(1, name), (1, f"{name}.maintenance"), (0, name), (0, f"{name}.maintenance"),
+                           (0, f"{name}-sio")]:
         try:
-            channel.queue_delete(queue)
-        except Exception:
+            channel.queue_delete(entity) if delete else channel.exchange_delete(entity)
+        except Exception:  # not there: the channel is closed by the broker, take another
             channel = connection.channel()
 EOF
 }

@@ -5,6 +5,8 @@ the end, and that the ingest bench's own count check passes.
 """
 
 import json
+import os
+import socket
 import subprocess
 import sys
 
@@ -107,3 +109,26 @@ def test_growth_bench_runs(postgres_admin_url, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     figures = json.loads(report.read_text())
     assert {step["schema"] for step in figures["growth"]} == {"unpartitioned", "partitioned"}
+
+
+def test_compare_mouse_runs_each_commit_and_leaves_nothing_behind(postgres_admin_url, broker_url, tmp_path):
+    """The dashboard-pages A/B: this tree as both commits, one page, one round."""
+    from sqlalchemy import create_engine, text
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = tmp_path / "mouse.jsonl"
+    env = {**os.environ, "PYTHON": sys.executable, "ADMIN_URL": postgres_admin_url, "BROKER_URL": broker_url,
+           "PORT": str(port), "DURATION": "2", "WARMUP": "1", "OUT": str(out)}
+    result = subprocess.run(["bash", "bench/compare_mouse.sh", str(ROOT), str(ROOT), "1", "1"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    runs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(run["commit"], run["pages"]) for run in runs] == [("A", 1), ("B", 1)]
+    assert all(run["figures"].get("batches_counted", 0) > 0 for run in runs), runs
+    engine = create_engine(postgres_admin_url.replace("postgresql://", "postgresql+psycopg2://", 1))
+    with engine.connect() as connection:
+        left = connection.execute(text("SELECT datname FROM pg_database WHERE datname LIKE 'eye_cmp_mouse_%'")).all()
+    engine.dispose()
+    assert left == []
