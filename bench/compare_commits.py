@@ -178,8 +178,8 @@ def run_once(args, label: str, tree: Path, figure: str, round_no: int) -> dict:
     psql(args.admin_url, f'CREATE DATABASE "{name}"')
     env = dict(os.environ, PYTHONPATH=str(tree / "src"), DATABASE_URL=database_url,
                CELERY_BROKER_URL=args.broker_url, EYE_QUEUE=name, EYE_SOCKETIO_CHANNEL=f"{name}-sio",
-               EYE_PORT=str(args.port), EYE_WEB_PROCESSES="2", EYE_DATA_DIR=str(Path(args.data_dir) / name),
-               **args.tree_env.get(label, {}))
+               EYE_PORT=str(args.port), EYE_WEB_PROCESSES="2", EYE_DATA_DIR=str(Path(args.data_dir) / name))
+    env.update(args.tree_env.get(label, {}))  # --env may override any of the above
     service = subprocess.Popen([args.python, "-m", "app.launcher"], cwd=tree, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
     result: dict = {"commit": label, "figure": figure, "round": round_no, "database": name}
