@@ -10,9 +10,9 @@ as a consumer on the reader's channel so that RabbitMQ pushes what arrives (poll
 cost a round trip and broker work every 20 ms of every wait). At an ordinary steady rate a message
 arrives every few milliseconds, each would otherwise be a task and a transaction of its own, and
 the wait is paid by the storage lag only, never by the client, whose 202 came with the broker's
-confirm. A group holding a mouse move
-does not wait (a live chart is waiting for its metrics: it takes only what is already queued). A
-backlog fills the group at once; EYE_WORKER_GROUP_WAIT_MS=0 stores what is waiting and nothing more.
+confirm. A group holding a mouse move does not wait (a live chart is waiting for its metrics: it
+takes only what is already queued). A backlog fills the group at once; EYE_WORKER_GROUP_WAIT_MS=0
+stores what is waiting and nothing more.
 
 Guarantees kept: a message is acknowledged only after the commit that stored it; a worker killed
 before that drops its broker connection, and RabbitMQ redelivers every message of the group (the
@@ -102,6 +102,7 @@ class QueueReader:
         group = MessageGroup(first)
         if not self.enabled:
             return group
+        deadline = time.monotonic() + self.wait_seconds
         taking = _Taking(group, self.limit, _event_count(first), may_wait=not _carries_mouse_moves(first))
         try:
             queue = self._bound_queue()
@@ -112,7 +113,7 @@ class QueueReader:
                     break
                 taking.take(message)
             if taking.has_room() and taking.may_wait:
-                self._receive_until(time.monotonic() + self.wait_seconds, taking)
+                self._receive_until(deadline, taking)
         except Exception as exc:
             # Taking is an optimisation: on any broker trouble the task stores its own message alone.
             log.warning("could not take waiting ingest messages (%s); storing this one alone", type(exc).__name__)
@@ -150,7 +151,8 @@ class QueueReader:
         if self._queue is None:
             # A cluster URL: the first node that answers (app.broker.connect tries each in turn).
             self._connection = connect(Connection(self.broker_url, connect_timeout=2), timeout=2)
-            # Only basic_get on an existing queue: never declared here, so its arguments are Celery's.
+            # Taken from an existing queue (basic_get, or a consumer while waiting): never declared
+            # here, so its arguments are Celery's.
             self._queue = Queue(self.queue_name, no_declare=True)(self._connection.channel())
         return self._queue
 

@@ -9,6 +9,7 @@ test worker of other tests never takes from it), and publishes its backlog while
 import json
 import math
 import random
+import threading
 import time
 import uuid
 from collections import Counter
@@ -23,6 +24,7 @@ from sqlalchemy.pool import NullPool
 from app.extensions import db
 from app.identity import keys
 from app.messages import PERSIST_EVENTS_TASK, build_message, build_part
+from tasks.grouping import QueueReader
 from tests.fixtures.activity import committed, connections_waiting_for_lock, in_transaction, poll
 from tests.fixtures.apps import migrated_app
 from tests.fixtures.services import delete_broker_entities
@@ -517,3 +519,58 @@ def test_mouse_metrics_stay_exact_when_a_sessions_batches_are_spread_over_groupe
         assert points == sum(len(path) for path in tab_paths)
         assert distance == pytest.approx(expected, rel=1e-9), (session, distance, expected)
     assert TASK_FAILED not in worker.log()
+
+
+def _send_later(sender, messages: list[list[dict]], delay: float) -> threading.Thread:
+    def send():
+        time.sleep(delay)
+        for events in messages:
+            sender.send(events)
+    thread = threading.Thread(target=send)
+    thread.start()
+    return thread
+
+
+def test_a_waiting_group_takes_only_its_room_from_a_burst_and_leaves_the_rest_queued(group_env, sender):
+    """The wait is a consumer whose prefetch is the group's room: a burst arriving during it fills the
+    group, and the rest stays ready in the queue for any worker (none held, none lost)."""
+    broker, queue = group_env["CELERY_BROKER_URL"], group_env["EYE_QUEUE"]
+    sender.send([pageview(str(uuid.uuid4()))])  # queued before the task looks: taken by basic_get
+    reader = QueueReader(broker, queue, limit=6, wait_seconds=3.0)
+    own = build_message([build_part(sender.application_id, datetime.now(UTC), [pageview(str(uuid.uuid4()))], [])])
+    burst = _send_later(sender, [[pageview(str(uuid.uuid4()))] for _ in range(10)], delay=0.3)
+    started = time.monotonic()
+    try:
+        group = reader.gather(own)
+        burst.join()
+        # Full (5 taken + its own) long before the 3 s wait ended: it stopped waiting then.
+        assert len(group.taken) == 5 and time.monotonic() - started < 2.5
+        group.acknowledge()
+        assert poll(lambda: queue_depth(broker, queue) == 6, 5)  # 11 sent, 5 taken
+    finally:
+        reader.close()
+    assert queue_depth(broker, queue) == 6  # closing the reader gave nothing back twice, held nothing
+
+
+def test_a_waiting_group_ends_at_its_deadline_and_stops_at_a_message_of_another_task(group_env, sender):
+    broker, queue = group_env["CELERY_BROKER_URL"], group_env["EYE_QUEUE"]
+    sender.send([pageview(str(uuid.uuid4()))])  # makes the queue; taken by the first gather below
+    reader = QueueReader(broker, queue, limit=50, wait_seconds=0.6)
+    own = build_message([build_part(sender.application_id, datetime.now(UTC), [pageview(str(uuid.uuid4()))], [])])
+    try:
+        burst = _send_later(sender, [[pageview(str(uuid.uuid4()))] for _ in range(2)], delay=0.1)
+        started = time.monotonic()
+        group = reader.gather(own)
+        waited = time.monotonic() - started
+        burst.join()
+        assert len(group.taken) == 3 and 0.55 <= waited < 1.5, (len(group.taken), waited)
+        group.acknowledge()
+
+        # Another task's message comes first: left for Celery's own consumer, and nothing after it taken.
+        sender.celery.send_task("tasks.some_other_task", args=[])
+        sender.send([pageview(str(uuid.uuid4()))])
+        group = reader.gather(own)
+        assert group.taken == []
+        assert poll(lambda: queue_depth(broker, queue) == 2, 5)
+    finally:
+        reader.close()
