@@ -144,7 +144,7 @@ class QueueReader:
                 except TimeoutError:
                     break
         finally:
-            taking.may_wait = False  # from here a delivery is a message in flight before the cancel
+            # Deliveries in flight before the cancel's answer still reach taking.take (room decides).
             consumer.cancel()
 
     def _bound_queue(self) -> Queue:
