@@ -10,9 +10,11 @@ as a consumer on the reader's channel so that RabbitMQ pushes what arrives (poll
 cost a round trip and broker work every 20 ms of every wait). At an ordinary steady rate a message
 arrives every few milliseconds, each would otherwise be a task and a transaction of its own, and
 the wait is paid by the storage lag only, never by the client, whose 202 came with the broker's
-confirm. A group holding a mouse move does not wait (a live chart is waiting for its metrics: it
-takes only what is already queued). A backlog fills the group at once; EYE_WORKER_GROUP_WAIT_MS=0
-stores what is waiting and nothing more.
+confirm. A group holding a mouse move waits EYE_WORKER_MOUSE_WAIT_MS at most (a live chart is
+waiting for its metrics): long enough that under many live pages one transaction folds several
+batches (a transaction of one batch cost PostgreSQL and the worker more than twice as much per batch
+as one of four), short next to the 250 ms between a page's batches. A backlog fills the group at
+once; EYE_WORKER_GROUP_WAIT_MS=0 stores what is waiting and nothing more.
 
 Guarantees kept: a message is acknowledged only after the commit that stored it; a worker killed
 before that drops its broker connection, and RabbitMQ redelivers every message of the group (the
@@ -84,12 +86,14 @@ class MessageGroup:
 class QueueReader:
     """One per task-running thread of a worker: its own broker channel to take waiting ingest messages."""
 
-    def __init__(self, broker_url: str, queue_name: str, limit: int, wait_seconds: float = 0.0):
+    def __init__(self, broker_url: str, queue_name: str, limit: int, wait_seconds: float = 0.0,
+                 mouse_wait_seconds: float = 0.0):
         self.owner_pid = os.getpid()
         self.broker_url = broker_url
         self.queue_name = queue_name
         self.limit = limit
         self.wait_seconds = wait_seconds
+        self.mouse_wait_seconds = min(mouse_wait_seconds, wait_seconds)
         self._connection: Connection | None = None
         self._queue: Queue | None = None
 
@@ -102,8 +106,10 @@ class QueueReader:
         group = MessageGroup(first)
         if not self.enabled:
             return group
-        deadline = time.monotonic() + self.wait_seconds
-        taking = _Taking(group, self.limit, _event_count(first), may_wait=not _carries_mouse_moves(first))
+        started = time.monotonic()
+        taking = _Taking(group, self.limit, _event_count(first), started + self.wait_seconds,
+                         started + self.mouse_wait_seconds)
+        taking.note_kind(first)
         try:
             queue = self._bound_queue()
             # What is already queued, one basic_get at a time (no consumer is needed for a backlog).
@@ -112,8 +118,8 @@ class QueueReader:
                 if message is None:
                     break
                 taking.take(message)
-            if taking.has_room() and taking.may_wait:
-                self._receive_until(deadline, taking)
+            if taking.has_room() and taking.deadline > time.monotonic():
+                self._receive(taking)
         except Exception as exc:
             # Taking is an optimisation: on any broker trouble the task stores its own message alone.
             log.warning("could not take waiting ingest messages (%s); storing this one alone", type(exc).__name__)
@@ -121,22 +127,20 @@ class QueueReader:
             self.close()
         return group
 
-    def _receive_until(self, deadline: float, taking: "_Taking") -> None:
-        """Consume the queue until the deadline or a full group, then cancel.
+    def _receive(self, taking: "_Taking") -> None:
+        """Consume the queue until the group's deadline or a full group, then cancel.
 
         The consumer's prefetch is the room left, so RabbitMQ never hands this channel more than the
         group may hold; a message delivered while the cancel is on its way is taken if there is room
         and given back if not (py-amqp itself rejects, with requeue, one that arrives after it).
         """
-        if deadline <= time.monotonic():
-            return
         consumer = Consumer(self._queue.channel,
                             queues=[self._queue], accept=ACCEPT, no_ack=False,
                             prefetch_count=taking.room(), on_message=taking.take)
         consumer.consume()
         try:
-            while taking.has_room() and taking.may_wait:
-                left = deadline - time.monotonic()
+            while taking.has_room():
+                left = taking.deadline - time.monotonic()  # a mouse move taken brings it forward
                 if left <= 0:
                     break
                 try:
@@ -168,12 +172,18 @@ class QueueReader:
 class _Taking:
     """Adds the messages the broker hands over to a group while it has room; gives back the others."""
 
-    def __init__(self, group: MessageGroup, limit: int, events: int, may_wait: bool):
+    def __init__(self, group: MessageGroup, limit: int, events: int, deadline: float, mouse_deadline: float):
         self.group = group
         self.limit = limit
         self.events = events
-        self.may_wait = may_wait
+        self.deadline = deadline
+        self.mouse_deadline = mouse_deadline
         self.closed = False  # a message of another kind came: nothing more is taken
+
+    def note_kind(self, body: dict) -> None:
+        """A mouse move's metrics are awaited by a live chart: the group waits less for its mates."""
+        if _carries_mouse_moves(body):
+            self.deadline = min(self.deadline, self.mouse_deadline)
 
     def room(self) -> int:
         return max(0, self.limit - 1 - len(self.group.taken))
@@ -192,8 +202,7 @@ class _Taking:
             return
         self.group.taken.append((body, message))
         self.events += _event_count(body)
-        # A mouse move's metrics are awaited by a live chart: no more waiting for group-mates.
-        self.may_wait = self.may_wait and not _carries_mouse_moves(body)
+        self.note_kind(body)
 
 
 def _ingest_message(message: Message) -> dict | None:

@@ -114,7 +114,7 @@ def _queue_reader(celery_app) -> QueueReader:
         config = current_app.config
         reader = _readers.reader = QueueReader(
             celery_app.conf.broker_url, config["EYE_QUEUE"], config["EYE_WORKER_GROUP_MESSAGES"],
-            config["EYE_WORKER_GROUP_WAIT_MS"] / 1000)
+            config["EYE_WORKER_GROUP_WAIT_MS"] / 1000, config["EYE_WORKER_MOUSE_WAIT_MS"] / 1000)
     return reader
 
 

@@ -258,28 +258,36 @@ def test_a_steady_trickle_is_stored_in_groups_within_the_wait_not_a_transaction_
     assert TASK_FAILED not in worker.log()
 
 
-def test_a_mouse_move_is_stored_without_the_group_wait_a_page_view_after_it(
+def test_a_group_holding_a_mouse_move_waits_only_the_mouse_wait(
     group_env, group_app, sender, database, start_worker_process
 ):
-    """A live chart waits for a mouse move's metrics: its group takes what is queued, and goes."""
-    worker = start_worker_process(worker_env(group_env, "groups-mouse-wait", EYE_WORKER_GROUP_WAIT_MS="3000"),
-                                  concurrency=1)
+    """A live chart waits for a mouse move's metrics: its group waits EYE_WORKER_MOUSE_WAIT_MS, not the
+    whole EYE_WORKER_GROUP_WAIT_MS, and a mouse move joining a waiting group brings its end forward."""
+    worker = start_worker_process(worker_env(group_env, "groups-mouse-wait", EYE_WORKER_GROUP_WAIT_MS="3000",
+                                             EYE_WORKER_MOUSE_WAIT_MS="500"), concurrency=1)
     session_id = str(uuid.uuid4())
     ready = pageview(session_id)
     sender.send([ready])  # waits its 3 s: the worker is consuming once it is stored
     wait_until(lambda: stored_counts(database, sender.application_id, [ready["event_id"]]), 60,
                "the first message stored", worker)
 
-    def seconds_to_store(event: dict) -> float:
+    def seconds_to_store(*events: dict, apart: float = 0.0) -> float:
         started = time.monotonic()
-        sender.send([event])
-        wait_until(lambda: stored_counts(database, sender.application_id, [event["event_id"]]), 20,
-                   "the message stored", worker, interval=0.01)
+        for event in events:
+            sender.send([event])
+            time.sleep(apart)
+        ids = [event["event_id"] for event in events]
+        wait_until(lambda: len(stored_counts(database, sender.application_id, ids)) == len(ids), 20,
+                   "the messages stored", worker, interval=0.01)
         return time.monotonic() - started
 
     now = time.time() * 1000
-    assert seconds_to_store(mouse_move(session_id, [(now, 1, 1), (now + 10, 4, 5)], tab="a")) < 1.5
-    assert seconds_to_store(pageview(session_id)) >= 2.5  # the wait, for a page view alone
+    assert 0.45 <= seconds_to_store(mouse_move(session_id, [(now, 1, 1), (now + 10, 4, 5)], tab="a")) < 2.0
+    assert seconds_to_store(pageview(session_id)) >= 2.5  # the whole wait, for a page view alone
+    # A page view waiting for mates, then a mouse move 0.2 s later: both go at the mouse move's end.
+    now = time.time() * 1000
+    assert seconds_to_store(pageview(session_id), mouse_move(session_id, [(now, 1, 1), (now + 10, 4, 5)], tab="b"),
+                            apart=0.2) < 2.0
 
 
 def test_workers_sigkilled_while_holding_groups_lose_and_duplicate_nothing(
