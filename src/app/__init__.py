@@ -21,6 +21,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     from app.api.stateless_session import CookieSessionOutsideTheApi
     from app.console import views as console
     from app.dashboard import live  # noqa: F401  (before socketio.init_app: see its docstring)
+    from app.dashboard.live_channel import LiveChannel
     from app.dashboard import views as dashboard
     from app.event_types import init_app as init_event_types
     from app.extensions import api, db, migrate, socketio
@@ -42,8 +43,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     logs.init_app(app)
     socketio.init_app(
         app,
-        message_queue=app.config["SOCKETIO_MESSAGE_QUEUE"],
-        channel=app.config["EYE_SOCKETIO_CHANNEL"],
+        # The workers' metrics arrive on it, several to a message (dashboard/live_channel.py).
+        client_manager=LiveChannel(app.config["SOCKETIO_MESSAGE_QUEUE"], channel=app.config["EYE_SOCKETIO_CHANNEL"]),
         transports=app.config["EYE_SOCKETIO_TRANSPORTS"],
     )
 

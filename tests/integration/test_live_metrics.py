@@ -15,7 +15,8 @@ import requests
 import socketio
 from flask_socketio import SocketIO
 
-from app.dashboard.broadcast import session_room
+from app.dashboard.broadcast import MOUSE_METRICS_EVENT, session_room
+from app.dashboard.live_channel import LiveChannel
 from tests.fixtures.apps import wait_for
 from tests.fixtures.processes import BIN, ROOT, ServiceProcess, free_port, wait_for_http
 from tests.fixtures.services import delete_broker_entities
@@ -143,6 +144,27 @@ def test_a_token_client_gets_its_sessions_metrics_and_nothing_of_another(
         "peak_velocity": pytest.approx(1000), "points": 4,
     }]
     assert [m["distance"] for m in them.metrics] == [50.0]
+
+
+def test_one_grouped_message_reaches_each_room_its_metrics_in_order(live_url, watch, wait_listening, dashboard_grant,
+                                                                   pg_app):
+    """A worker sends the metrics of one transaction as one message; the web process unpacks it."""
+    first, second, bystander = dashboard_grant(), dashboard_grant(), dashboard_grant()
+    watchers = [watch({"token": grant["token"]}) for grant in (first, second, bystander)]
+    for watcher, grant in zip(watchers, (first, second, bystander)):
+        wait_listening(watcher, session_room(grant["session_id"]))
+    channel = LiveChannel(pg_app.config["SOCKETIO_MESSAGE_QUEUE"], channel=pg_app.config["EYE_SOCKETIO_CHANNEL"],
+                          write_only=True)
+    metrics = [{"session_id": grant["session_id"], "t": T0 + i, "distance": float(i), "velocity": 0.0,
+                "peak_velocity": 0.0, "points": i} for i, grant in enumerate([first, second, first, first, second])]
+    channel.emit_many(MOUSE_METRICS_EVENT, [(metric, session_room(metric["session_id"])) for metric in metrics])
+    channel.emit_many(MOUSE_METRICS_EVENT, [])  # nothing to say: nothing sent
+
+    wait_for(lambda: len(watchers[0].metrics) == 3 and len(watchers[1].metrics) == 2)
+    assert [m["t"] for m in watchers[0].metrics] == [T0, T0 + 2, T0 + 3]
+    assert watchers[1].metrics == [metrics[1], metrics[4]]
+    time.sleep(0.3)
+    assert watchers[2].metrics == [] and len(watchers[0].metrics) == 3
 
 
 def test_a_token_may_not_post_or_watch_another_session(live_url, watch, dashboard_grant):

@@ -4,7 +4,8 @@ import logging
 import threading
 
 from flask import current_app
-from flask_socketio import SocketIO
+
+from app.dashboard.live_channel import LiveChannel
 
 log = logging.getLogger(__name__)
 
@@ -19,8 +20,8 @@ def session_room(session_id: str) -> str:
     return f"session:{session_id}"
 
 
-def _emitter() -> SocketIO:
-    """The app's write-only emitter, made on first use in this process.
+def _emitter() -> LiveChannel:
+    """The app's write-only side of the Socket.IO channel, made on first use in this process.
 
     Not when the app is made: a forked worker process must not share its parent's broker
     connection, and the parent never emits. The app owns it, so each app has its own queue's.
@@ -28,13 +29,15 @@ def _emitter() -> SocketIO:
     emitter = current_app.extensions.get("eye_emitter")
     if emitter is None:
         config = current_app.config
-        emitter = SocketIO(message_queue=config["SOCKETIO_MESSAGE_QUEUE"], channel=config["EYE_SOCKETIO_CHANNEL"])
+        emitter = LiveChannel(config["SOCKETIO_MESSAGE_QUEUE"], channel=config["EYE_SOCKETIO_CHANNEL"],
+                              write_only=True)
         current_app.extensions["eye_emitter"] = emitter
     return emitter
 
 
 def emit_mouse_metrics(metrics: list[dict]) -> None:
-    """Emit each batch's metrics to its session's room; a failure is logged, never raised.
+    """Emit each batch's metrics to its session's room, all in one message on the Socket.IO
+    channel; a failure is logged, never raised.
 
     The metrics are already committed (and served by the API), so a lost live message must not
     fail the task: the next batch's message carries the session's totals anyway.
@@ -43,8 +46,7 @@ def emit_mouse_metrics(metrics: list[dict]) -> None:
         return
     try:
         with _lock:
-            emitter = _emitter()
-            for metric in metrics:
-                emitter.emit(MOUSE_METRICS_EVENT, metric, to=session_room(metric["session_id"]))
+            _emitter().emit_many(MOUSE_METRICS_EVENT, [(metric, session_room(metric["session_id"]))
+                                                       for metric in metrics])
     except Exception:
         log.exception("could not emit %d mouse_metrics messages", len(metrics))
