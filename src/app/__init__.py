@@ -21,8 +21,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     from app.api.stateless_session import CookieSessionOutsideTheApi
     from app.console import views as console
     from app.dashboard import live  # noqa: F401  (before socketio.init_app: see its docstring)
-    from app.dashboard.live_channel import LiveChannel
     from app.dashboard import views as dashboard
+    from app.dashboard.live_channel import LiveChannel
     from app.event_types import init_app as init_event_types
     from app.extensions import api, db, migrate, socketio
     from app.identity import keys

@@ -151,7 +151,7 @@ def test_one_grouped_message_reaches_each_room_its_metrics_in_order(live_url, wa
     """A worker sends the metrics of one transaction as one message; the web process unpacks it."""
     first, second, bystander = dashboard_grant(), dashboard_grant(), dashboard_grant()
     watchers = [watch({"token": grant["token"]}) for grant in (first, second, bystander)]
-    for watcher, grant in zip(watchers, (first, second, bystander)):
+    for watcher, grant in zip(watchers, (first, second, bystander), strict=True):
         wait_listening(watcher, session_room(grant["session_id"]))
     channel = LiveChannel(pg_app.config["SOCKETIO_MESSAGE_QUEUE"], channel=pg_app.config["EYE_SOCKETIO_CHANNEL"],
                           write_only=True)
