@@ -68,6 +68,10 @@ def _float(text: str):
     number = float(text)
     if number == 0 and text.startswith("-"):
         return InexactNumber(text, "Negative zero is not kept (it would be stored as 0.0): send 0.0.")
+    # Most texts are the float's own shortest form (a browser's epoch milliseconds with three
+    # decimals, 1764525123456.789, are): then the value is kept, without the decimal comparison.
+    if repr(number) == text:
+        return number
     if number != number or number in (float("inf"), float("-inf")) or Decimal(text) != Decimal(repr(number)):
         return InexactNumber(text, "More digits or a wider range than a 64-bit float keeps: "
                                    "send it rounded, or as a string.")
