@@ -43,3 +43,17 @@ def test_an_expired_token_gets_401_over_http(embedded_app, embedded_client, samp
     response = embedded_client.post("/api/v1/events", data=json.dumps(event), content_type="application/json",
                                     headers={"Authorization": f"Bearer {grant['token']}"})
     assert response.status_code == 401
+
+
+def test_a_verified_token_is_remembered_only_until_it_expires(monkeypatch):
+    token, session_id = dashboard_tokens.issue_token(SECRET, application_id=3)
+    assert dashboard_tokens.principal_from_token(token, SECRET, max_age=60).session_id == session_id
+    # Remembered: the second check does not verify the signature again…
+    monkeypatch.setattr(dashboard_tokens, "_serializer", lambda secret: (_ for _ in ()).throw(AssertionError))
+    assert dashboard_tokens.principal_from_token(token, SECRET, max_age=60).session_id == session_id
+    monkeypatch.undo()
+    # …but only for the secret it was verified with, and only while it is valid.
+    assert dashboard_tokens.principal_from_token(token, "another-secret", 60) is None
+    later = time.time() + 61
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert dashboard_tokens.principal_from_token(token, SECRET, max_age=60) is None
