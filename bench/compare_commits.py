@@ -128,19 +128,10 @@ def psql(admin_url: str, sql: str) -> None:
 
 
 def delete_broker_entities(python: str, broker_url: str, queue: str, exchanges: list[str]) -> None:
-    code = (
-        "import sys\nfrom kombu import Connection\n"
-        "with Connection(sys.argv[1], connect_timeout=5) as c:\n"
-        "    ch = c.channel()\n"
-        # The ingest queue and the upkeep's queue beside it (<queue>.maintenance, since issue 14).
-        "    for q in (sys.argv[2], sys.argv[2] + '.maintenance'):\n"
-        "        try: ch.queue_delete(q)\n"
-        "        except Exception: ch = c.channel()\n"
-        "    for e in sys.argv[3:]:\n"
-        "        try: ch.exchange_delete(e)\n"
-        "        except Exception: ch = c.channel()\n"
-    )
-    subprocess.run([python, "-c", code, broker_url, queue, *exchanges], check=True, timeout=60)
+    # The ingest queue and the upkeep's queue beside it (<queue>.maintenance, since issue 14).
+    subprocess.run([python, str(HERE / "broker_cleanup.py"), broker_url, "--queue", queue,
+                    "--queue", f"{queue}.maintenance", *[arg for e in exchanges for arg in ("--exchange", e)]],
+                   check=True, timeout=60)
 
 
 def stop_service(service: subprocess.Popen) -> list[int]:

@@ -65,19 +65,8 @@ run_one() {  # label tree pages round
     kill -KILL -- -"$web" 2>/dev/null || true
     wait "$web" "$worker" 2>/dev/null || true
     psql "$admin_url" -qc "DROP DATABASE IF EXISTS \"$name\" WITH (FORCE)"
-    "$python" - "$broker_url" "$name" <<'EOF'
-import sys
-from kombu import Connection
-name = sys.argv[2]
-with Connection(sys.argv[1]) as connection:
-    channel = connection.channel()
-    for delete, entity in [(1, name), (1, f"{name}.maintenance"), (0, name), (0, f"{name}.maintenance"),
-                           (0, f"{name}-sio")]:
-        try:
-            channel.queue_delete(entity) if delete else channel.exchange_delete(entity)
-        except Exception:  # not there: the channel is closed by the broker, take another
-            channel = connection.channel()
-EOF
+    "$python" "$here/broker_cleanup.py" "$broker_url" --queue "$name" --queue "$name.maintenance" \
+        --exchange "$name" --exchange "$name.maintenance" --exchange "$name-sio"
 }
 
 for round in $(seq "$rounds"); do

@@ -6,6 +6,7 @@ the end, and that the ingest bench's own count check passes.
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -132,3 +133,53 @@ def test_compare_mouse_runs_each_commit_and_leaves_nothing_behind(postgres_admin
         left = connection.execute(text("SELECT datname FROM pg_database WHERE datname LIKE 'eye_cmp_mouse_%'")).all()
     engine.dispose()
     assert left == []
+
+
+def test_mouse_path_bench_runs_and_leaves_nothing_behind(postgres_admin_url, broker_url, tmp_path):
+    from sqlalchemy import create_engine, text
+
+    report = tmp_path / "mouse_path.json"
+    result = run_bench("bench/mouse_path.py", "--admin-url", postgres_admin_url, "--broker-url", broker_url,
+                       "--batches", "40", "--per-transaction", "1,2", "--posts", "30", "--json", str(report),
+                       timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    figures = json.loads(report.read_text())
+    assert [row["per_transaction"] for row in figures["transaction"]] == [1, 2]
+    assert all(row["batches"] == 40 and row["python_ms_per_batch"] > 0 for row in figures["transaction"])
+    assert figures["post"]["statuses"] == {"202": 30}
+    engine = create_engine(postgres_admin_url.replace("postgresql://", "postgresql+psycopg2://", 1))
+    with engine.connect() as connection:
+        left = connection.execute(text("SELECT datname FROM pg_database WHERE datname LIKE 'eye_bench_mouse_path_%'"))
+        assert left.all() == []
+    engine.dispose()
+
+
+def test_compare_commits_runs_each_commit_and_leaves_nothing_behind(postgres_admin_url, broker_url, tmp_path):
+    """The ingest A/B: this tree as both commits, one short step of single events, one round."""
+    from amqp.exceptions import NotFound
+    from kombu import Connection
+    from sqlalchemy import create_engine, text
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    report = tmp_path / "compare.json"
+    result = run_bench("bench/compare_commits.py", "--tree", f"A={ROOT}", "--tree", f"B={ROOT}",
+                       "--figures", "steps-single", "--rounds", "1", "--single-rates", "20", "--step-seconds", "3",
+                       "--settle", "0.5", "--admin-url", postgres_admin_url, "--broker-url", broker_url,
+                       "--port", str(port), "--data-dir", str(tmp_path / "data"), "--json", str(report), timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "steps-single round 1 A" in result.stdout and "steps-single round 1 B" in result.stdout
+    assert report.exists()
+    engine = create_engine(postgres_admin_url.replace("postgresql://", "postgresql+psycopg2://", 1))
+    with engine.connect() as connection:
+        left = connection.execute(text("SELECT datname FROM pg_database WHERE datname LIKE 'eye_cmp_%'")).all()
+    engine.dispose()
+    assert left == []
+    # Each run's database, queue and channel were named after it (its report's file name): all gone.
+    names = re.findall(r"/(eye_cmp_[\w-]+)\.json", result.stdout)
+    assert len(names) == 2, result.stdout
+    with Connection(broker_url) as broker:
+        for name in names:
+            with pytest.raises(NotFound):  # a passive declare of a missing queue is refused
+                broker.channel().queue_declare(name, passive=True)
