@@ -6,6 +6,7 @@ Flask-SocketIO's test client refuses a server that has a message queue, and the 
 through that queue: so the web process is started as in production and watched over the network.
 """
 
+import socket
 import time
 import uuid
 from pathlib import Path
@@ -165,6 +166,32 @@ def test_one_grouped_message_reaches_each_room_its_metrics_in_order(live_url, wa
     assert watchers[1].metrics == [metrics[1], metrics[4]]
     time.sleep(0.3)
     assert watchers[2].metrics == [] and len(watchers[0].metrics) == 3
+
+
+def test_the_workers_side_of_the_channel_publishes_again_after_its_connection_drops(
+        live_url, watch, wait_listening, dashboard_grant, pg_app):
+    """It keeps one producer for its connection: a connection lost under it (a broker node gone,
+    a network cut) must not silence the live chart; the next message reconnects."""
+    grant = dashboard_grant()
+    room = session_room(grant["session_id"])
+    watcher = watch({"token": grant["token"]})
+    wait_listening(watcher, room)
+    channel = LiveChannel(pg_app.config["SOCKETIO_MESSAGE_QUEUE"], channel=pg_app.config["EYE_SOCKETIO_CHANNEL"],
+                          write_only=True)
+
+    def metric(points: int) -> dict:
+        return {"session_id": grant["session_id"], "t": T0 + points, "distance": 1.0, "velocity": 0.0,
+                "peak_velocity": 0.0, "points": points}
+
+    channel.emit_many(MOUSE_METRICS_EVENT, [(metric(1), room)])
+    wait_for(lambda: len(watcher.metrics) == 1)
+    dropped = channel.publisher_connection.connection  # the AMQP connection the kept producer uses
+    dropped.sock.shutdown(socket.SHUT_RDWR)
+    channel.emit_many(MOUSE_METRICS_EVENT, [(metric(2), room)])
+    channel.emit_many(MOUSE_METRICS_EVENT, [(metric(3), room)])
+    wait_for(lambda: len(watcher.metrics) == 3)
+    assert [m["points"] for m in watcher.metrics] == [1, 2, 3]
+    assert channel.publisher_connection.connection is not dropped  # it did reconnect
 
 
 def test_a_token_may_not_post_or_watch_another_session(live_url, watch, dashboard_grant):
