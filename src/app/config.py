@@ -160,7 +160,8 @@ class Config:
         # not 100: about a quarter less worker, PostgreSQL and RabbitMQ CPU per event at 100 events/s
         # (docs/benchmarks.md); the wait is a consumer's, it costs nothing while it lasts.
         self.EYE_WORKER_GROUP_WAIT_MS = float(env.get("EYE_WORKER_GROUP_WAIT_MS", "250"))
-        # The same wait for a group holding a mouse move, whose metrics a live chart is waiting for.
+        # How long a group holding a mouse move waits instead (a live chart is waiting for its
+        # metrics); never longer than EYE_WORKER_GROUP_WAIT_MS.
         self.EYE_WORKER_MOUSE_WAIT_MS = float(env.get("EYE_WORKER_MOUSE_WAIT_MS", "20"))
         self.EYE_MAX_CLOCK_SKEW = float(env.get("EYE_MAX_CLOCK_SKEW", "300"))
         # Partitions and retention (app/maintenance): checked here, so a typo stops the start.

@@ -52,8 +52,12 @@ def test_a_verified_token_is_remembered_only_until_it_expires(monkeypatch):
     monkeypatch.setattr(dashboard_tokens, "_serializer", lambda secret: (_ for _ in ()).throw(AssertionError))
     assert dashboard_tokens.principal_from_token(token, SECRET, max_age=60).session_id == session_id
     monkeypatch.undo()
-    # …but only for the secret it was verified with, and only while it is valid.
+    # …but only for the secret and lifetime it was verified with, and only while it is valid.
     assert dashboard_tokens.principal_from_token(token, "another-secret", 60) is None
+    issued_at = time.time()
+    monkeypatch.setattr(time, "time", lambda: issued_at + 31)
+    assert dashboard_tokens.principal_from_token(token, SECRET, max_age=30) is None
+    monkeypatch.undo()
     later = time.time() + 61
     monkeypatch.setattr(time, "time", lambda: later)
     assert dashboard_tokens.principal_from_token(token, SECRET, max_age=60) is None

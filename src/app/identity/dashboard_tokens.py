@@ -16,7 +16,7 @@ DASHBOARD_APPLICATION = "dashboard"
 # checking its signature and decoding its claims again each time was ~8 % of the web process's work
 # on such a request. Bounded: emptied when full (a page then pays one check again).
 _VERIFIED_LIMIT = 10_000
-_verified: dict[tuple[str, str], tuple[Principal, float]] = {}
+_verified: dict[tuple[str, int, str], tuple[Principal, float]] = {}  # (secret, max_age, token) -> (…, until)
 _verified_lock = threading.Lock()
 
 
@@ -33,7 +33,7 @@ def issue_token(secret_key: str, application_id: int) -> tuple[str, str]:
 
 def principal_from_token(token: str, secret_key: str, max_age: int) -> Principal | None:
     """The principal a valid token stands for; None if it is tampered, expired or malformed."""
-    known = _verified.get((secret_key, token))
+    known = _verified.get((secret_key, max_age, token))
     if known is not None and time.time() < known[1]:
         return known[0]
     try:
@@ -54,5 +54,5 @@ def principal_from_token(token: str, secret_key: str, max_age: int) -> Principal
         if len(_verified) >= _VERIFIED_LIMIT:
             _verified.clear()
         # Valid while its age is at most max_age (itsdangerous's own rule), so until then.
-        _verified[(secret_key, token)] = (principal, signed_at.timestamp() + max_age)
+        _verified[(secret_key, max_age, token)] = (principal, signed_at.timestamp() + max_age)
     return principal
