@@ -83,7 +83,8 @@ def invalid_events(draw):
             data["unknown_" + draw(st.text("abc", min_size=1, max_size=4))] = draw(WRONG_VALUES)
         elif mutation == "bad_list_item" and isinstance(data.get("points"), list) and data["points"]:
             index = draw(st.integers(0, len(data["points"]) - 1))
-            if draw(st.booleans()):
+            # A point the first mutation already made wrong may not be a dict any more.
+            if draw(st.booleans()) or not isinstance(data["points"][index], dict):
                 data["points"][index] = draw(WRONG_VALUES)
             else:
                 data["points"][index] = {**data["points"][index], draw(st.sampled_from("xyt")): draw(WRONG_VALUES)}
