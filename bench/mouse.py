@@ -27,6 +27,19 @@ POINTS_PER_BATCH = 25
 SAMPLE_MS = 10
 
 
+def mouse_move_event(session_id: str, end_ms: float, angle: float) -> dict:
+    """A `mouse / move` batch as a page sends it: 25 points along a circle from `angle`, one every
+    10 ms, the last at `end_ms` (epoch milliseconds)."""
+    points = []
+    for i in range(POINTS_PER_BATCH):
+        a = angle + i * 0.02
+        points.append({"x": round(640 + 300 * math.cos(a), 2), "y": round(360 + 200 * math.sin(a), 2),
+                       "t": round(end_ms - (POINTS_PER_BATCH - 1 - i) * SAMPLE_MS, 3)})
+    return {"event_id": str(uuid.uuid4()), "session_id": session_id, "category": "mouse", "name": "move",
+            "data": {"points": points, "viewport": {"w": 1280, "h": 720}, "tab": "bench"},
+            "timestamp": datetime.now(UTC).isoformat()}
+
+
 class Page:
     """One dashboard page: a token, a Socket.IO connection, and a loop that sends its batches."""
 
@@ -63,16 +76,8 @@ class Page:
 
     def _batch(self, angle: float) -> tuple[dict, float]:
         """25 points along a circle ending now, as a browser would have sampled them."""
-        now_ms = round(time.time() * 1000, 3)
-        points = []
-        for i in range(POINTS_PER_BATCH):
-            a = angle + i * 0.02
-            points.append({"x": round(640 + 300 * math.cos(a), 2), "y": round(360 + 200 * math.sin(a), 2),
-                           "t": round(now_ms - (POINTS_PER_BATCH - 1 - i) * SAMPLE_MS, 3)})
-        event = {"event_id": str(uuid.uuid4()), "session_id": self.session_id, "category": "mouse",
-                 "name": "move", "data": {"points": points, "viewport": {"w": 1280, "h": 720}, "tab": "bench"},
-                 "timestamp": datetime.now(UTC).isoformat()}
-        return event, points[-1]["t"]
+        event = mouse_move_event(self.session_id, round(time.time() * 1000, 3), angle)
+        return event, event["data"]["points"][-1]["t"]
 
     def run(self, start_at: float, stop_at: float, interval: float) -> None:
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"}

@@ -19,7 +19,6 @@ Run it from a commit's tree (`PYTHONPATH=<tree>/src`) to compare two, alternated
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -27,21 +26,17 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from mouse import mouse_move_event  # bench/mouse.py, beside this script: the batch its pages send
+
 # After PYTHONPATH: `PYTHONPATH=<tree>/src` measures that tree's code (the report names it).
 sys.path.append(str(Path(__file__).resolve().parents[1] / "src"))
 
-POINTS = 25
 SESSIONS = 50
 
 
 def batch_event(session_id: str, index: int, start_ms: float) -> dict:
-    """A page's index-th batch: 25 points on a circle, 10 ms apart, 250 ms after its previous one."""
-    end_ms = start_ms + index * 250
-    points = [{"x": round(640 + 300 * math.cos(index + k * 0.02), 2), "y": round(360 + 200 * math.sin(index + k * 0.02), 2),
-               "t": round(end_ms - (POINTS - 1 - k) * 10, 3)} for k in range(POINTS)]
-    return {"event_id": str(uuid.uuid4()), "session_id": session_id, "category": "mouse", "name": "move",
-            "data": {"points": points, "viewport": {"w": 1280, "h": 720}, "tab": "bench"},
-            "timestamp": datetime.now(UTC).isoformat()}
+    """A page's index-th batch, ending 250 ms after its previous one (bench/mouse.py's pages' batch)."""
+    return mouse_move_event(session_id, start_ms + index * 250, float(index))
 
 
 def process_cpu(pid: int) -> float | None:
