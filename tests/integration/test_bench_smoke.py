@@ -7,14 +7,13 @@ the end, and that the ingest bench's own count check passes.
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 
 import pytest
 
 from tests.fixtures.apps import make_key_factory
-from tests.fixtures.processes import ROOT
+from tests.fixtures.processes import ROOT, free_port
 from tests.fixtures.services import delete_broker_entities
 
 pytestmark = pytest.mark.slow
@@ -37,6 +36,19 @@ def live_service(pg_app, service_env, start_web_process, start_worker_process, b
     web.stop()
     worker.stop()
     delete_broker_entities(broker_url, [queue], [queue])
+
+
+def databases_named(admin_url: str, pattern: str) -> list[str]:
+    """The databases whose name is LIKE `pattern` (what a bench left behind)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(admin_url.replace("postgresql://", "postgresql+psycopg2://", 1))
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text("SELECT datname FROM pg_database WHERE datname LIKE :pattern"),
+                                      {"pattern": pattern}).scalars().all()
+    finally:
+        engine.dispose()
 
 
 def run_bench(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -114,11 +126,7 @@ def test_growth_bench_runs(postgres_admin_url, tmp_path):
 
 def test_compare_mouse_runs_each_commit_and_leaves_nothing_behind(postgres_admin_url, broker_url, tmp_path):
     """The dashboard-pages A/B: this tree as both commits, one page, one round."""
-    from sqlalchemy import create_engine, text
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     out = tmp_path / "mouse.jsonl"
     env = {**os.environ, "PYTHON": sys.executable, "ADMIN_URL": postgres_admin_url, "BROKER_URL": broker_url,
            "PORT": str(port), "DURATION": "2", "WARMUP": "1", "OUT": str(out)}
@@ -128,16 +136,10 @@ def test_compare_mouse_runs_each_commit_and_leaves_nothing_behind(postgres_admin
     runs = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(run["commit"], run["pages"]) for run in runs] == [("A", 1), ("B", 1)]
     assert all(run["figures"].get("batches_counted", 0) > 0 for run in runs), runs
-    engine = create_engine(postgres_admin_url.replace("postgresql://", "postgresql+psycopg2://", 1))
-    with engine.connect() as connection:
-        left = connection.execute(text("SELECT datname FROM pg_database WHERE datname LIKE 'eye_cmp_mouse_%'")).all()
-    engine.dispose()
-    assert left == []
+    assert databases_named(postgres_admin_url, "eye_cmp_mouse_%") == []
 
 
 def test_mouse_path_bench_runs_and_leaves_nothing_behind(postgres_admin_url, broker_url, tmp_path):
-    from sqlalchemy import create_engine, text
-
     report = tmp_path / "mouse_path.json"
     result = run_bench("bench/mouse_path.py", "--admin-url", postgres_admin_url, "--broker-url", broker_url,
                        "--batches", "40", "--per-transaction", "1,2", "--posts", "30", "--json", str(report),
@@ -147,22 +149,15 @@ def test_mouse_path_bench_runs_and_leaves_nothing_behind(postgres_admin_url, bro
     assert [row["per_transaction"] for row in figures["transaction"]] == [1, 2]
     assert all(row["batches"] == 40 and row["python_ms_per_batch"] > 0 for row in figures["transaction"])
     assert figures["post"]["statuses"] == {"202": 30}
-    engine = create_engine(postgres_admin_url.replace("postgresql://", "postgresql+psycopg2://", 1))
-    with engine.connect() as connection:
-        left = connection.execute(text("SELECT datname FROM pg_database WHERE datname LIKE 'eye_bench_mouse_path_%'"))
-        assert left.all() == []
-    engine.dispose()
+    assert databases_named(postgres_admin_url, "eye_bench_mouse_path_%") == []
 
 
 def test_compare_commits_runs_each_commit_and_leaves_nothing_behind(postgres_admin_url, broker_url, tmp_path):
     """The ingest A/B: this tree as both commits, one short step of single events, one round."""
     from amqp.exceptions import NotFound
     from kombu import Connection
-    from sqlalchemy import create_engine, text
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     report = tmp_path / "compare.json"
     result = run_bench("bench/compare_commits.py", "--tree", f"A={ROOT}", "--tree", f"B={ROOT}",
                        "--figures", "steps-single", "--rounds", "1", "--single-rates", "20", "--step-seconds", "3",
@@ -171,11 +166,7 @@ def test_compare_commits_runs_each_commit_and_leaves_nothing_behind(postgres_adm
     assert result.returncode == 0, result.stdout + result.stderr
     assert "steps-single round 1 A" in result.stdout and "steps-single round 1 B" in result.stdout
     assert report.exists()
-    engine = create_engine(postgres_admin_url.replace("postgresql://", "postgresql+psycopg2://", 1))
-    with engine.connect() as connection:
-        left = connection.execute(text("SELECT datname FROM pg_database WHERE datname LIKE 'eye_cmp_%'")).all()
-    engine.dispose()
-    assert left == []
+    assert databases_named(postgres_admin_url, "eye_cmp_%") == []
     # Each run's database, queue and channel were named after it (its report's file name): all gone.
     names = re.findall(r"/(eye_cmp_[\w-]+)\.json", result.stdout)
     assert len(names) == 2, result.stdout
