@@ -93,7 +93,7 @@ class QueueReader:
         self.queue_name = queue_name
         self.limit = limit
         self.wait_seconds = wait_seconds
-        self.mouse_wait_seconds = min(mouse_wait_seconds, wait_seconds)
+        self.mouse_wait_seconds = mouse_wait_seconds  # never beyond wait_seconds: _Taking takes the earlier
         self._connection: Connection | None = None
         self._queue: Queue | None = None
 
