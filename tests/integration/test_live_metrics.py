@@ -147,6 +147,17 @@ def test_a_token_client_gets_its_sessions_metrics_and_nothing_of_another(
     assert [m["distance"] for m in them.metrics] == [50.0]
 
 
+def workers_channel(app) -> LiveChannel:
+    """The channel's side a worker emits on (app/dashboard/broadcast.py makes it the same way)."""
+    return LiveChannel(app.config["SOCKETIO_MESSAGE_QUEUE"], channel=app.config["EYE_SOCKETIO_CHANNEL"], write_only=True)
+
+
+def live_metric(session_id: str, points: int, distance: float) -> dict:
+    """A `mouse_metrics` message whose t and points tell it apart from its neighbours."""
+    return {"session_id": session_id, "t": T0 + points, "distance": distance, "velocity": 0.0, "peak_velocity": 0.0,
+            "points": points}
+
+
 def test_one_grouped_message_reaches_each_room_its_metrics_in_order(live_url, watch, wait_listening, dashboard_grant,
                                                                    pg_app):
     """A worker sends the metrics of one transaction as one message; the web process unpacks it."""
@@ -154,10 +165,9 @@ def test_one_grouped_message_reaches_each_room_its_metrics_in_order(live_url, wa
     watchers = [watch({"token": grant["token"]}) for grant in (first, second, bystander)]
     for watcher, grant in zip(watchers, (first, second, bystander), strict=True):
         wait_listening(watcher, session_room(grant["session_id"]))
-    channel = LiveChannel(pg_app.config["SOCKETIO_MESSAGE_QUEUE"], channel=pg_app.config["EYE_SOCKETIO_CHANNEL"],
-                          write_only=True)
-    metrics = [{"session_id": grant["session_id"], "t": T0 + i, "distance": float(i), "velocity": 0.0,
-                "peak_velocity": 0.0, "points": i} for i, grant in enumerate([first, second, first, first, second])]
+    channel = workers_channel(pg_app)
+    metrics = [live_metric(grant["session_id"], i, distance=float(i))
+               for i, grant in enumerate([first, second, first, first, second])]
     channel.emit_many(MOUSE_METRICS_EVENT, [(metric, session_room(metric["session_id"])) for metric in metrics])
     channel.emit_many(MOUSE_METRICS_EVENT, [])  # nothing to say: nothing sent
 
@@ -176,12 +186,10 @@ def test_the_workers_side_of_the_channel_publishes_again_after_its_connection_dr
     room = session_room(grant["session_id"])
     watcher = watch({"token": grant["token"]})
     wait_listening(watcher, room)
-    channel = LiveChannel(pg_app.config["SOCKETIO_MESSAGE_QUEUE"], channel=pg_app.config["EYE_SOCKETIO_CHANNEL"],
-                          write_only=True)
+    channel = workers_channel(pg_app)
 
     def metric(points: int) -> dict:
-        return {"session_id": grant["session_id"], "t": T0 + points, "distance": 1.0, "velocity": 0.0,
-                "peak_velocity": 0.0, "points": points}
+        return live_metric(grant["session_id"], points, distance=1.0)
 
     channel.emit_many(MOUSE_METRICS_EVENT, [(metric(1), room)])
     wait_for(lambda: len(watcher.metrics) == 1)
