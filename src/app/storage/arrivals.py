@@ -10,6 +10,8 @@ the sum of its minutes' (the hour of a minute: date_trunc('hour', minute, 'UTC')
 from collections import Counter
 from datetime import datetime
 
+from app.storage.database import array_of_numbers, array_of_text
+
 STORED = "stored"
 
 # One statement, one round trip: the minutes, then the hours summed from the same rows.
@@ -42,11 +44,11 @@ def arrival_parameters(rows: list[tuple[datetime, str, str, str, int]]) -> dict:
     """COUNT_ARRIVALS's parameters for (minute, outcome, category, name, count) rows, sorted."""
     rows = sorted(rows)
     return {
-        "arrival_minutes": [row[0] for row in rows],
-        "arrival_outcomes": [row[1] for row in rows],
-        "arrival_categories": [row[2] for row in rows],
-        "arrival_names": [row[3] for row in rows],
-        "arrival_counts": [row[4] for row in rows],
+        "arrival_minutes": array_of_text([row[0] for row in rows]),
+        "arrival_outcomes": array_of_text([row[1] for row in rows]),
+        "arrival_categories": array_of_text([row[2] for row in rows]),
+        "arrival_names": array_of_text([row[3] for row in rows]),
+        "arrival_counts": array_of_numbers([row[4] for row in rows]),
     }
 
 

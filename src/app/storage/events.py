@@ -8,10 +8,10 @@ import uuid
 from collections import defaultdict
 from datetime import datetime
 
-from psycopg2.extras import execute_values
+import orjson
 
 from app.storage.arrivals import COUNT_ARRIVALS, STORED, arrival_parameters, minute_of
-from app.storage.database import as_jsonb, raw_cursor
+from app.storage.database import array_of_numbers, array_of_text, raw_cursor
 
 
 def store_events(parts: list[tuple[int, datetime, list[dict]]]) -> list[tuple[int, list[dict]]]:
@@ -80,22 +80,26 @@ def add_to_sessions(new_by_application: list[tuple[int, list[dict]]]) -> None:
 
 def _insert_rows(rows: list[dict]) -> set[tuple[int, uuid.UUID, datetime]]:
     """Insert events; returns the identities of the new ones (a retry of a stored one is skipped)."""
-    values = [
-        (r["application_id"], str(r["event_id"]), str(r["session_id"]), r["category"], r["name"],
-         as_jsonb(r["data"]), r["timestamp"], r["received_at"])
-        for r in rows
-    ]
     with raw_cursor() as cursor:
-        returned = execute_values(
-            cursor,
+        cursor.execute(
             "INSERT INTO events (application_id, event_id, session_id, category, name, data, timestamp, received_at) "
-            "VALUES %s ON CONFLICT (application_id, event_id, timestamp) DO NOTHING "
+            "SELECT * FROM unnest(%(applications)s::int[], %(event_ids)s::uuid[], %(session_ids)s::uuid[], "
+            "%(categories)s::text[], %(names)s::text[], %(data)s::jsonb[], %(timestamps)s::timestamptz[], "
+            "%(received)s::timestamptz[]) "
+            "ON CONFLICT (application_id, event_id, timestamp) DO NOTHING "
             "RETURNING application_id, event_id, timestamp",
-            values,
-            template="(%s, %s::uuid, %s::uuid, %s, %s, %s, %s, %s)",
-            page_size=1000,
-            fetch=True,
+            {
+                "applications": array_of_numbers([r["application_id"] for r in rows]),
+                "event_ids": array_of_text([r["event_id"] for r in rows]),
+                "session_ids": array_of_text([r["session_id"] for r in rows]),
+                "categories": array_of_text([r["category"] for r in rows]),
+                "names": array_of_text([r["name"] for r in rows]),
+                "data": array_of_text([orjson.dumps(r["data"]).decode() for r in rows]),
+                "timestamps": array_of_text([r["timestamp"] for r in rows]),
+                "received": array_of_text([r["received_at"] for r in rows]),
+            },
         )
+        returned = cursor.fetchall()
     return {(application_id, uuid.UUID(str(event_id)), timestamp) for application_id, event_id, timestamp in returned}
 
 
@@ -121,12 +125,12 @@ def _record_sessions(rows: list[dict], pairs: list[tuple[str, int]],
             "SELECT * FROM unnest(%(pair_sids)s::uuid[], %(pair_apps)s::int[]) ON CONFLICT DO NOTHING; "
             + COUNT_ARRIVALS,
             {
-                "sids": [str(r["session_id"]) for r in rows],
-                "firsts": [r["first_event_at"] for r in rows],
-                "lasts": [r["last_event_at"] for r in rows],
-                "counts": [r["event_count"] for r in rows],
-                "pair_sids": [str(sid) for sid, _ in pairs],
-                "pair_apps": [application_id for _, application_id in pairs],
+                "sids": array_of_text([r["session_id"] for r in rows]),
+                "firsts": array_of_text([r["first_event_at"] for r in rows]),
+                "lasts": array_of_text([r["last_event_at"] for r in rows]),
+                "counts": array_of_numbers([r["event_count"] for r in rows]),
+                "pair_sids": array_of_text([sid for sid, _ in pairs]),
+                "pair_apps": array_of_numbers([application_id for _, application_id in pairs]),
                 **arrival_parameters([(minute, STORED, category, name, count)
                                       for (minute, category, name), count in arrivals]),
             },

@@ -15,7 +15,7 @@ import uuid
 
 from app.extensions import db
 from app.mouse_geometry import MOUSE_MOVE, MouseBatch, Point, RunningTotals, TabPath, fold_batch, public_metric
-from app.storage.database import raw_cursor
+from app.storage.database import array_of_numbers, array_of_text, raw_cursor
 
 # One round trip per message for all of its points and windows: the points go in
 # through a data-modifying CTE, which reports the new ones (i = 0); the windows (i = 1, 2, …) read
@@ -99,10 +99,12 @@ def _store_points(connection, batches: list[MouseBatch]) -> tuple[dict, dict]:
     by_text = {str(sid): sid for sid, _ in keys}
     with raw_cursor(connection) as cursor:
         cursor.execute(_POINTS_AND_WINDOWS, {
-            "p_sids": [str(row[0]) for row in rows], "p_tabs": [row[1] for row in rows],
-            "p_ts": [row[2] for row in rows], "p_xs": [row[3] for row in rows], "p_ys": [row[4] for row in rows],
-            "w_sids": [str(sid) for sid, _ in keys], "w_tabs": [tab for _, tab in keys],
-            "w_mins": [spans[key][0] for key in keys], "w_maxs": [spans[key][1] for key in keys],
+            "p_sids": array_of_text([row[0] for row in rows]), "p_tabs": array_of_text([row[1] for row in rows]),
+            "p_ts": array_of_numbers([row[2] for row in rows]), "p_xs": array_of_numbers([row[3] for row in rows]),
+            "p_ys": array_of_numbers([row[4] for row in rows]),
+            "w_sids": array_of_text([sid for sid, _ in keys]), "w_tabs": array_of_text([tab for _, tab in keys]),
+            "w_mins": array_of_numbers([spans[key][0] for key in keys]),
+            "w_maxs": array_of_numbers([spans[key][1] for key in keys]),
         })
         fresh: dict[tuple, set[Point]] = {}
         windows: list[list[Point]] = [[] for _ in keys]
@@ -128,7 +130,7 @@ def _lock_rows(connection, session_ids: list[uuid.UUID]) -> list[tuple]:
             "SELECT unnest(%(sids)s::uuid[]), 0, 0, 0 ON CONFLICT (session_id) DO NOTHING; "
             "SELECT session_id, distance, peak_velocity, points FROM mouse_totals "
             "WHERE session_id = ANY(%(sids)s::uuid[]) ORDER BY session_id FOR UPDATE",
-            {"sids": [str(sid) for sid in session_ids]},
+            {"sids": array_of_text(session_ids)},
         )
         return [(uuid.UUID(str(sid)), *rest) for sid, *rest in cursor.fetchall()]
 
@@ -154,12 +156,12 @@ def _save_totals_and_metrics(connection, totals: list[tuple], metrics: list[dict
             "%(m_velocities)s::float8[], %(m_peaks)s::float8[], %(m_points)s::bigint[]) WITH ORDINALITY "
             "AS v(session_id, event_id, t, distance, velocity, peak_velocity, points, i) ORDER BY i",
             {
-                "sids": [str(sid) for sid, *_ in totals],
-                "distances": [distance for _, distance, _, _ in totals],
-                "peaks": [peak for _, _, peak, _ in totals],
-                "totals": [points for *_, points in totals],
+                "sids": array_of_text([sid for sid, *_ in totals]),
+                "distances": array_of_numbers([distance for _, distance, _, _ in totals]),
+                "peaks": array_of_numbers([peak for _, _, peak, _ in totals]),
+                "totals": array_of_numbers([points for *_, points in totals]),
                 **{
-                    key: [str(m[column]) if column.endswith("_id") else m[column] for m in metrics]
+                    key: (array_of_text if column.endswith("_id") else array_of_numbers)([m[column] for m in metrics])
                     for key, column in zip(
                         ("m_sids", "m_events", "m_ts", "m_distances", "m_velocities", "m_peaks", "m_points"),
                         _METRIC_COLUMNS, strict=True,
