@@ -17,23 +17,30 @@ from app.extensions import db
 from app.mouse_geometry import MOUSE_MOVE, MouseBatch, Point, RunningTotals, TabPath, fold_batch, public_metric
 from app.storage.database import array_of_numbers, array_of_text, raw_cursor
 
-# One round trip per message for all of its points and windows: the points go in
-# through a data-modifying CTE, which reports the new ones (i = 0); the windows (i = 1, 2, …) read
-# the snapshot from before the statement, so they hold the points as stored before this message,
-# whatever the number of sessions and tabs a (merged) message holds.
+# One round trip per message for all of its points and windows. A message's paths, its (session,
+# tab) keys, come once each with the span of their points; a point names its path by number (its
+# key's ordinality), so a session's id and tab are read once per path, not once per point. The
+# points go in through a data-modifying CTE, which reports the new ones (kind 0); the windows
+# (kind 1) read the snapshot from before the statement, so they hold the points as stored before
+# this message, whatever the number of sessions and tabs a (merged) message holds.
 _POINTS_AND_WINDOWS = """
-WITH new AS (
+WITH paths AS MATERIALIZED (
+    SELECT * FROM unnest(%(path_sids)s::uuid[], %(path_tabs)s::text[], %(path_mins)s::float8[],
+                         %(path_maxs)s::float8[]) WITH ORDINALITY AS g(sid, tab, t_min, t_max, i)
+), new AS (
     INSERT INTO mouse_points (session_id, tab, t, x, y)
-    SELECT * FROM unnest(%(p_sids)s::uuid[], %(p_tabs)s::text[], %(p_ts)s::float8[], %(p_xs)s::float8[],
-                         %(p_ys)s::float8[])
+    SELECT g.sid, g.tab, p.t, p.x, p.y
+    FROM unnest(%(p_paths)s::int[], %(p_ts)s::float8[], %(p_xs)s::float8[], %(p_ys)s::float8[])
+         WITH ORDINALITY AS p(path, t, x, y, n)
+    JOIN paths g ON g.i = p.path
+    ORDER BY p.n
     ON CONFLICT DO NOTHING
     RETURNING session_id, tab, t, x, y
 )
-SELECT 0, session_id::text, tab, t, x, y FROM new
+SELECT 0, g.i, new.t, new.x, new.y FROM new JOIN paths g ON g.sid = new.session_id AND g.tab = new.tab
 UNION ALL
-SELECT g.i, NULL, NULL, w.t, w.x, w.y
-FROM unnest(%(w_sids)s::uuid[], %(w_tabs)s::text[], %(w_mins)s::float8[], %(w_maxs)s::float8[])
-     WITH ORDINALITY AS g(sid, tab, t_min, t_max, i)
+SELECT 1, g.i, w.t, w.x, w.y
+FROM paths g
 CROSS JOIN LATERAL (
     (SELECT p.t, p.x, p.y FROM mouse_points p
      WHERE p.session_id = g.sid AND p.tab = g.tab AND p.t >= g.t_min AND p.t <= g.t_max)
@@ -90,29 +97,35 @@ def _store_points(connection, batches: list[MouseBatch]) -> tuple[dict, dict]:
     Returns, per (session, tab), the points not stored before, and the path as stored before this
     message over the span of all of its points there, with one neighbour on each side.
     """
-    rows = sorted({(b.session_id, b.tab, *point) for b in batches for point in b.points})
-    spans: dict[tuple, tuple[float, float]] = {}
-    for sid, tab, t, _, _ in rows:  # sorted: the first t of a key is its lowest
-        low, _high = spans.get((sid, tab), (t, t))
-        spans[(sid, tab)] = (low, t)
-    keys = list(spans)
-    by_text = {str(sid): sid for sid, _ in keys}
+    by_path: dict[tuple, set[Point]] = {}
+    for batch in batches:
+        by_path.setdefault((batch.session_id, batch.tab), set()).update(batch.points)
+    # Sorted, paths then points: the order the points were always inserted in.
+    keys = sorted(by_path)
+    path_numbers, ts, xs, ys, mins, maxs = [], [], [], [], [], []
+    for number, key in enumerate(keys, start=1):
+        points = sorted(by_path[key])
+        path_numbers += [number] * len(points)
+        ts += [t for t, _, _ in points]
+        xs += [x for _, x, _ in points]
+        ys += [y for _, _, y in points]
+        mins.append(points[0][0])
+        maxs.append(points[-1][0])
     with raw_cursor(connection) as cursor:
         cursor.execute(_POINTS_AND_WINDOWS, {
-            "p_sids": array_of_text([row[0] for row in rows]), "p_tabs": array_of_text([row[1] for row in rows]),
-            "p_ts": array_of_numbers([row[2] for row in rows]), "p_xs": array_of_numbers([row[3] for row in rows]),
-            "p_ys": array_of_numbers([row[4] for row in rows]),
-            "w_sids": array_of_text([sid for sid, _ in keys]), "w_tabs": array_of_text([tab for _, tab in keys]),
-            "w_mins": array_of_numbers([spans[key][0] for key in keys]),
-            "w_maxs": array_of_numbers([spans[key][1] for key in keys]),
+            "path_sids": array_of_text([sid for sid, _ in keys]), "path_tabs": array_of_text([tab for _, tab in keys]),
+            "path_mins": array_of_numbers(mins), "path_maxs": array_of_numbers(maxs),
+            "p_paths": array_of_numbers(path_numbers),
+            "p_ts": array_of_numbers(ts), "p_xs": array_of_numbers(xs), "p_ys": array_of_numbers(ys),
         })
-        fresh: dict[tuple, set[Point]] = {}
+        fresh_by_number: dict[int, set[Point]] = {}
         windows: list[list[Point]] = [[] for _ in keys]
-        for i, sid, tab, t, x, y in cursor.fetchall():
-            if i == 0:
-                fresh.setdefault((by_text[sid], tab), set()).add((t, x, y))
+        for kind, number, t, x, y in cursor.fetchall():
+            if kind == 0:
+                fresh_by_number.setdefault(number, set()).add((t, x, y))
             else:
-                windows[i - 1].append((t, x, y))
+                windows[number - 1].append((t, x, y))
+    fresh = {keys[number - 1]: points for number, points in fresh_by_number.items()}
     paths = {key: TabPath(sorted(window), fresh[key]) for key, window in zip(keys, windows, strict=True)
              if key in fresh}
     return fresh, paths
