@@ -6,10 +6,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint vendor bench-queries clean
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt requirements-native.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	@# Best effort: without a C compiler the service runs the same, on gunicorn's Python parser.
+	$(BIN)/python -m pip install --quiet -r requirements-native.txt \
+		|| echo "note: requirements-native.txt not built (no C compiler?); gunicorn parses HTTP in Python"
 	$(BIN)/python -m pip install --quiet --no-deps -e . -e clients/python
 	@touch $(STAMP)
 

@@ -11,6 +11,10 @@ from app.observability.logs import configure_logging
 # Our request log (one JSON line per request) replaces gunicorn's access log.
 accesslog = None
 worker_class = "gthread"
+# gunicorn's C parser (gunicorn_h1c, requirements-native.txt) when it is installed, else its Python
+# one: measured on single-event POSTs, the C parser took 8-10 % off the web process's CPU per request
+# (docs/benchmarks.md). None of gunicorn's settings that only the Python parser supports is set here.
+http_parser = "auto"
 # A stopping worker gives the requests in flight this long (gunicorn's default is 30 s), then its
 # master kills it. Ours answer within seconds, and the Socket.IO connections, which last as long as
 # their clients, are closed as the stop begins (_stop_promptly): only a stuck request waits this
