@@ -147,6 +147,7 @@ def main() -> int:
                 for name in (env["EYE_QUEUE"], f"{env['EYE_QUEUE']}.maintenance"):
                     channel.queue_delete(name)
                     channel.exchange_delete(name)
+                channel.exchange_delete(env["EYE_SOCKETIO_CHANNEL"])
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(snapshots, indent=2))
     return 0

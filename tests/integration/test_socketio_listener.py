@@ -7,6 +7,8 @@ import time
 
 import pytest
 
+from tests.fixtures.services import delete_broker_entities
+
 
 def bindings_from(exchange: str) -> list[str]:
     """The queues bound to `exchange` on the default vhost (rabbitmqctl: AMQP cannot list them)."""
@@ -19,9 +21,17 @@ def bindings_from(exchange: str) -> list[str]:
 @pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="needs rabbitmqctl to list bindings")
 def test_a_booted_web_process_already_listens_on_the_channel(pg_app, service_env, start_web_process):
     channel = f"{service_env['EYE_SOCKETIO_CHANNEL']}_boot"
-    web, _ = start_web_process({**service_env, "EYE_SOCKETIO_CHANNEL": channel})
-    # No Socket.IO client has connected: only the boot can have started the listener.
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not bindings_from(channel):
-        time.sleep(0.2)
-    assert bindings_from(channel), f"no queue bound to {channel} before the first client\n{web.log()[-2000:]}"
+    web = None
+    try:
+        web, _ = start_web_process({**service_env, "EYE_SOCKETIO_CHANNEL": channel})
+        # No Socket.IO client has connected: only the boot can have started the listener.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not bindings_from(channel):
+            time.sleep(0.2)
+        assert bindings_from(channel), f"no queue bound to {channel} before the first client\n{web.log()[-2000:]}"
+    finally:
+        # The listener's queue goes with its connection; the channel's exchange is this test's own,
+        # removed once no process can declare it again.
+        if web is not None:
+            web.stop()
+        delete_broker_entities(service_env["CELERY_BROKER_URL"], [], [channel])
