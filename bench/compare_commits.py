@@ -70,18 +70,18 @@ def cpu_of(process: psutil.Process) -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
-def classify(process: psutil.Process, service_pgid: int, client_pid: int) -> str | None:
+def classify(process: psutil.Process, service_pids: set[int], client_pid: int) -> str | None:
     try:
         if process.pid == client_pid:
             return "bench"
-        user = process.username()
-        if os.getpgid(process.pid) == service_pgid:
+        if process.pid in service_pids:
             cmd = " ".join(process.cmdline())
             if "gunicorn" in cmd:
                 return "web"
             if "celery" in cmd:
                 return "worker"
             return "launcher"
+        user = process.username()
         if user == "postgres":
             return "postgresql"
         if user == "rabbitmq":
@@ -91,10 +91,21 @@ def classify(process: psutil.Process, service_pgid: int, client_pid: int) -> str
     return None
 
 
-def snapshot(service_pgid: int, client_pid: int) -> dict:
+def service_processes(launcher_pid: int) -> set[int]:
+    """The launcher and everything under it. By ancestry, not by process group: the launcher
+    starts gunicorn and Celery in process groups of their own (app/launcher.py, start_child)."""
+    try:
+        launcher = psutil.Process(launcher_pid)
+        return {launcher_pid} | {child.pid for child in launcher.children(recursive=True)}
+    except psutil.NoSuchProcess:
+        return set()
+
+
+def snapshot(launcher_pid: int, client_pid: int) -> dict:
+    service_pids = service_processes(launcher_pid)
     procs = {}
     for process in psutil.process_iter():
-        group = classify(process, service_pgid, client_pid)
+        group = classify(process, service_pids, client_pid)
         if group is None:
             continue
         try:
