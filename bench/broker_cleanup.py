@@ -2,7 +2,7 @@
 
     python bench/broker_cleanup.py amqp://guest:guest@127.0.0.1:5672// --queue eye_x --exchange eye_x-sio
 
-Used by compare_commits.py, compare_mouse.sh and mouse_path.py after each run (each made its own).
+Used by compare_commits.py, compare_mouse.sh, mouse_path.py and memory.py after each run (each made its own).
 """
 
 import argparse

@@ -140,14 +140,11 @@ def main() -> int:
         launcher.wait(timeout=30)
         shutil.rmtree(folder, ignore_errors=True)
         if args.database_url:
-            from kombu import Connection
+            from broker_cleanup import delete_broker_entities  # bench/, beside this script
 
-            with Connection(args.broker_url) as connection:  # the run's queue and exchanges go with it
-                channel = connection.default_channel
-                for name in (env["EYE_QUEUE"], f"{env['EYE_QUEUE']}.maintenance"):
-                    channel.queue_delete(name)
-                    channel.exchange_delete(name)
-                channel.exchange_delete(env["EYE_SOCKETIO_CHANNEL"])
+            # The run's queues and exchanges go with it.
+            queues = [env["EYE_QUEUE"], f"{env['EYE_QUEUE']}.maintenance"]
+            delete_broker_entities(args.broker_url, queues, [*queues, env["EYE_SOCKETIO_CHANNEL"]])
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(snapshots, indent=2))
     return 0
